@@ -1,0 +1,165 @@
+"""Import and export formats: Turtle, N-Triples, CSV (subject,relation,object[,op]) and JSONL.
+
+Readers return rows with their line numbers and never touch a store; ``KnowledgeGraph.import_file``
+validates every row first and commits the whole file as one transaction, or nothing.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Literal
+
+import pyoxigraph as ox
+from rdflib import RDF, RDFS, SKOS
+
+from oneedit.core import ImportFormatError, Triple
+from controller.stores.embedded import TermMap
+
+Format = Literal["ttl", "nt", "csv", "jsonl"]
+FORMATS: tuple[str, ...] = ("ttl", "nt", "csv", "jsonl")
+_EXT = {".ttl": "ttl", ".turtle": "ttl", ".nt": "nt", ".ntriples": "nt", ".csv": "csv",
+        ".jsonl": "jsonl", ".ndjson": "jsonl"}
+_OX = {"ttl": ox.RdfFormat.TURTLE, "nt": ox.RdfFormat.N_TRIPLES}
+OPS = {"add": "add", "+": "add", "assert": "add", "remove": "remove", "-": "remove", "retract": "remove"}
+
+
+@dataclass(frozen=True, slots=True)
+class Row:
+    """One statement read from a file. ``resolved`` rows carry ids; others may carry names."""
+
+    subject: str
+    relation: str
+    object: str
+    op: Literal["add", "remove"]
+    line: int
+    resolved: bool = False
+
+
+def detect_format(path: str | Path, explicit: str | None = None) -> str:
+    if explicit:
+        if explicit not in FORMATS:
+            raise ImportFormatError(f"Unknown format {explicit!r}.", hint=f"Use one of: {', '.join(FORMATS)}.")
+        return explicit
+    fmt = _EXT.get(Path(path).suffix.lower())
+    if fmt is None:
+        raise ImportFormatError(f"Cannot tell the format of {path} from its extension.",
+                                hint=f"Name it *.ttl, *.nt, *.csv or *.jsonl, or pass --format.")
+    return fmt
+
+
+def read_rows(path: str | Path, fmt: str | None = None, *, terms: TermMap | None = None) -> list[Row]:
+    path = Path(path)
+    if not path.is_file():
+        raise ImportFormatError(f"File not found: {path}")
+    fmt = detect_format(path, fmt)
+    if fmt in ("ttl", "nt"):
+        return _read_rdf(path, fmt, terms or TermMap())
+    text = path.read_text(encoding="utf-8")
+    return _read_csv(path, text) if fmt == "csv" else _read_jsonl(path, text)
+
+
+def _fail(path: Path, line: int, problem: str) -> ImportFormatError:
+    return ImportFormatError(f"{path.name}, line {line}: {problem}",
+                             hint="Fix that line and import again; nothing from this file was applied.",
+                             details={"file": str(path), "line": line, "problem": problem})
+
+
+def _op(path: Path, line: int, raw: str | None) -> Literal["add", "remove"]:
+    op = OPS.get((raw or "add").strip().lower())
+    if op is None:
+        raise _fail(path, line, f"unknown op {raw!r} (use add or remove)")
+    return op  # type: ignore[return-value]
+
+
+def _read_csv(path: Path, text: str) -> list[Row]:
+    rows: list[Row] = []
+    reader = csv.reader(io.StringIO(text))
+    for rec in reader:
+        line = reader.line_num
+        if not rec or all(not c.strip() for c in rec) or rec[0].lstrip().startswith("#"):
+            continue
+        cells = [c.strip() for c in rec]
+        if line == 1 and [c.lower() for c in cells[:3]] == ["subject", "relation", "object"]:
+            continue
+        if len(cells) not in (3, 4):
+            raise _fail(path, line, f"expected 3 or 4 columns (subject,relation,object[,op]), got {len(cells)}")
+        if not all(cells[:3]):
+            raise _fail(path, line, "subject, relation and object must not be empty")
+        rows.append(Row(cells[0], cells[1], cells[2], _op(path, line, cells[3] if len(cells) == 4 else None), line))
+    return rows
+
+
+def _read_jsonl(path: Path, text: str) -> list[Row]:
+    rows: list[Row] = []
+    for line, raw in enumerate(text.splitlines(), start=1):
+        if not raw.strip():
+            continue
+        try:
+            obj = json.loads(raw)
+        except json.JSONDecodeError as exc:
+            raise _fail(path, line, f"invalid JSON ({exc.msg} at column {exc.colno})") from None
+        if not isinstance(obj, dict):
+            raise _fail(path, line, "expected a JSON object")
+        missing = [k for k in ("subject", "relation", "object") if not isinstance(obj.get(k), str) or not obj[k].strip()]
+        if missing:
+            raise _fail(path, line, f"missing or empty field(s): {', '.join(missing)}")
+        rows.append(Row(obj["subject"].strip(), obj["relation"].strip(), obj["object"].strip(),
+                        _op(path, line, obj.get("op")), line))
+    return rows
+
+
+def _read_rdf(path: Path, fmt: str, terms: TermMap) -> list[Row]:
+    rows: list[Row] = []
+    try:
+        for i, q in enumerate(ox.parse(path=str(path), format=_OX[fmt]), start=1):
+            try:
+                t = terms.from_ox(q)
+            except ValueError as exc:
+                # N-Triples has one statement per line; for Turtle we can only say which statement.
+                where = i if fmt == "nt" else None
+                raise ImportFormatError(
+                    f"{path.name}, {'line' if where else 'statement'} {i}: {exc}",
+                    hint="Use the OneEdit namespace (see `oneedit kg export --format ttl`); nothing was applied.",
+                    details={"file": str(path), "statement": i, "problem": str(exc)}) from None
+            rows.append(Row(t.subject, t.relation, t.object, "add", i, resolved=True))
+    except SyntaxError as exc:
+        raise _fail(path, exc.lineno or 0, f"syntax error: {exc.msg if hasattr(exc, 'msg') else exc}") from None
+    return rows
+
+
+# -- export ------------------------------------------------------------------------------------
+def write_triples(triples: Iterable[Triple], out: IO[bytes] | str | Path, fmt: str,
+                  terms: TermMap | None = None) -> int:
+    """Write triples in ``fmt``; returns how many were written."""
+    terms = terms or TermMap()
+    fmt = detect_format("x", fmt)
+    triples = list(triples)
+    if fmt in ("ttl", "nt"):
+        prefixes = {"e": terms.e, "r": terms.r, "t": terms.t, "rdfs": str(RDFS), "skos": str(SKOS),
+                    "rdf": str(RDF)} if fmt == "ttl" else None
+        data = ox.serialize((terms.ox_quad(t).triple for t in triples), format=_OX[fmt], prefixes=prefixes)
+        _write_bytes(out, data)
+    elif fmt == "csv":
+        buf = io.StringIO()
+        w = csv.writer(buf, lineterminator="\n")
+        w.writerow(["subject", "relation", "object"])
+        w.writerows(t.as_tuple() for t in triples)
+        _write_bytes(out, buf.getvalue().encode())
+    else:
+        data = "".join(json.dumps({"subject": t.subject, "relation": t.relation, "object": t.object},
+                                  ensure_ascii=False) + "\n" for t in triples)
+        _write_bytes(out, data.encode())
+    return len(triples)
+
+
+def _write_bytes(out: IO[bytes] | str | Path, data: bytes) -> None:
+    if isinstance(out, (str, Path)):
+        Path(out).write_bytes(data)
+    else:
+        out.write(data)
+

@@ -1,0 +1,3 @@
+from oneedit.cli import main
+
+main()

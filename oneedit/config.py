@@ -1,0 +1,57 @@
+"""Workspace configuration (``config.yaml`` in the workspace)."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import yaml
+
+from oneedit.core import WorkspaceError
+
+CONFIG_FILE = "config.yaml"
+CONFIG_VERSION = 1
+
+
+def default_workspace() -> Path:
+    """``$ONEEDIT_HOME`` if set, else ``./.oneedit``."""
+    env = os.environ.get("ONEEDIT_HOME")
+    return Path(env).expanduser() if env else Path.cwd() / ".oneedit"
+
+
+@dataclass
+class StoreConfig:
+    backend: str = "embedded"
+    options: dict = field(default_factory=dict)
+
+
+@dataclass
+class WorkspaceConfig:
+    version: int = CONFIG_VERSION
+    store: StoreConfig = field(default_factory=StoreConfig)
+    schema: str = "schema.yaml"  # relative to the workspace
+    user: str = "admin"  # the local user the CLI acts as
+    created: str = ""
+    source: str = ""  # the data the KG was initialised from
+
+    def save(self, root: Path) -> None:
+        (root / CONFIG_FILE).write_text(yaml.safe_dump(asdict(self), sort_keys=False), encoding="utf-8")
+
+    @classmethod
+    def load(cls, root: Path) -> WorkspaceConfig:
+        path = root / CONFIG_FILE
+        try:
+            raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        except FileNotFoundError:
+            raise WorkspaceError(f"No OneEdit workspace at {root}.",
+                                 hint="Create one with `oneedit init` (or set ONEEDIT_HOME / --workspace).") from None
+        except yaml.YAMLError as exc:
+            raise WorkspaceError(f"{path} is not valid YAML: {exc}",
+                                 hint="Fix the file by hand or move the workspace aside and run `oneedit init`.") from None
+        if raw.get("version") != CONFIG_VERSION:
+            raise WorkspaceError(f"{path} has config version {raw.get('version')!r}; this OneEdit reads "
+                                 f"version {CONFIG_VERSION}.")
+        store = StoreConfig(**(raw.pop("store", None) or {}))
+        known = {k: v for k, v in raw.items() if k in cls.__dataclass_fields__}
+        return cls(store=store, **known)

@@ -1,0 +1,143 @@
+"""A workspace: the KG store and its history, the schema it follows, the edit ledger, config.
+
+Layout::
+
+    <root>/config.yaml        which store, which schema, the local user
+    <root>/schema.yaml        the schema (copied from kg_data at init, then the workspace's own)
+    <root>/kg/                the store (embedded: oxigraph/ + revisions.sqlite)
+    <root>/ledger.sqlite      the edit ledger (WAL)
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+from datetime import UTC, datetime
+from pathlib import Path
+
+from oneedit.config import CONFIG_FILE, WorkspaceConfig, default_workspace
+from oneedit.core import OneEditError, WorkspaceError
+
+log = logging.getLogger(__name__)
+
+
+class Workspace:
+    def __init__(self, root: Path, config: WorkspaceConfig):
+        self.root = root
+        self.config = config
+        self._kg = None
+        self._ledger = None
+
+    # -- lifecycle -------------------------------------------------------------------------
+    @classmethod
+    def open(cls, root: str | Path | None = None) -> Workspace:
+        root = Path(root).expanduser() if root else default_workspace()
+        return cls(root, WorkspaceConfig.load(root))
+
+    @classmethod
+    def exists(cls, root: str | Path | None = None) -> bool:
+        root = Path(root).expanduser() if root else default_workspace()
+        return (root / CONFIG_FILE).is_file()
+
+    @classmethod
+    def init(cls, root: str | Path | None = None, *, data: str | Path | None = None,
+             author: str = "admin", progress=None) -> tuple[Workspace, bool]:
+        """Create a workspace from a data directory (default: the shipped ``kg_data``).
+
+        Safe to run twice: an existing workspace is opened, not reloaded. Returns
+        ``(workspace, created)``. Invalid data is refused before anything is written to the store.
+        """
+        import kg_data
+        from controller.schema import Schema
+        from controller.validate import validate
+        from controller.world import read_world
+
+        root = Path(root).expanduser() if root else default_workspace()
+        if cls.exists(root):
+            return cls.open(root), False
+        data_dir = Path(data) if data else kg_data.path()
+        schema_src = data_dir / "schema.yaml"
+        step = progress or (lambda msg: None)
+        step(f"Reading schema and world data from {data_dir}")
+        schema = Schema.load(schema_src)
+        world = read_world(data_dir, schema)
+        triples = world.triples(schema)
+        step(f"Validating {len(triples):,} triples against the schema")
+        report = validate(triples, schema)
+        if not report.ok:
+            lines = "\n".join(v.message for v in report.violations[:15])
+            raise WorkspaceError(f"The data in {data_dir} does not pass validation "
+                                 f"({len(report.violations)} violations):\n{lines}",
+                                 hint="Run `oneedit kg validate --data DIR` for the full list.",
+                                 details=report.to_dict())
+        root.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(schema_src, root / "schema.yaml")
+        config = WorkspaceConfig(created=datetime.now(UTC).isoformat(timespec="seconds"),
+                                 source=str(data_dir), user=author)
+        ws = cls(root, config)
+        kg = ws.kg
+        if kg.store.head() == 0:  # an interrupted earlier init may have loaded already
+            step(f"Loading {len(triples):,} triples into the {config.store.backend} store")
+            kg.load_triples(triples, author=author,
+                            message=f"Load world KG from {data_dir.name} (facts as of {schema.snapshot})")
+        ledger = ws.ledger  # creates the ledger file
+        del ledger
+        config.save(root)  # written last: its presence marks a complete workspace
+        return ws, True
+
+    def close(self) -> None:
+        if self._kg is not None:
+            self._kg.store.close()
+            self._kg = None
+        if self._ledger is not None:
+            self._ledger.close()
+            self._ledger = None
+
+    def __enter__(self) -> Workspace:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    # -- parts -----------------------------------------------------------------------------
+    @property
+    def schema_path(self) -> Path:
+        return self.root / self.config.schema
+
+    @property
+    def kg(self):
+        """The schema-aware KG (``controller.kg.KnowledgeGraph``), opened on first use."""
+        if self._kg is None:
+            from controller.kg import KnowledgeGraph
+            from controller.schema import Schema
+            from controller.stores import open_store
+
+            schema = Schema.load(self.schema_path)
+            options = dict(self.config.store.options)
+            if self.config.store.backend == "embedded":
+                options.setdefault("path", self.root / "kg")
+                options.setdefault("namespace", schema.namespace)
+            self._kg = KnowledgeGraph(open_store(self.config.store.backend, **options), schema)
+        return self._kg
+
+    @property
+    def ledger(self):
+        if self._ledger is None:
+            from oneedit.ledger import Ledger
+
+            self._ledger = Ledger(self.root / "ledger.sqlite")
+        return self._ledger
+
+    def summary(self) -> dict:
+        stats = self.kg.stats()
+        return {
+            "workspace": str(self.root),
+            "store": self.config.store.backend,
+            "user": self.config.user,
+            "source": self.config.source,
+            **stats,
+            "ledger_edits": self.ledger.count(),
+        }
+
+
+__all__ = ["OneEditError", "Workspace"]
