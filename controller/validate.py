@@ -86,8 +86,17 @@ def validate(triples: Iterable[Triple], schema: Schema, *,
             facts.append(t)
             out[(t.subject, t.relation)].append(t.object)
 
+    def where(t: Triple | None) -> str | None:
+        if t is None:
+            return None
+        if t in sources:
+            return sources[t]
+        spec = schema.relations.get(t.relation)  # a mirror reports where its fact came from
+        mirror = schema.mirror(t.relation) if spec else None
+        return sources.get(Triple(t.object, mirror, t.subject)) if mirror else None
+
     def add(kind: str, msg: str, t: Triple | None = None) -> None:
-        rep.violations.append(Violation(kind, msg, t, sources.get(t) if t else None))
+        rep.violations.append(Violation(kind, msg, t, where(t)))
 
     entities = set(types) | set(labels)
     rep.entities = len(entities)
