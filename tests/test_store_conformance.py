@@ -228,3 +228,38 @@ class TestEmbeddedStore(StoreConformance):
         rows = list(st.graph.query(
             "SELECT ?c WHERE { ?c <urn:oneedit:r:located_in> <urn:oneedit:e:france> }"))
         assert sorted(str(r[0]).rsplit(":", 1)[1] for r in rows) == ["lyon", "paris"]
+
+
+def test_embedded_rdf_bulk_load_is_revertible_and_checks_namespace(tmp_path):
+    import pyoxigraph as ox
+
+    from controller.io import write_triples
+    from controller.stores.embedded import EmbeddedStore
+    from oneedit.core import StoreError
+
+    triples = [t for i in range(300) for t in Entity(f"c{i}", "City", f"City {i}").triples()]
+    triples.append(Triple("c1", "located_in", "c2"))
+    nt = tmp_path / "w.nt"
+    write_triples(triples, nt, "nt")
+    s = EmbeddedStore(tmp_path / "s")
+    try:
+        rev = s.load_rdf_file(nt, ox.RdfFormat.N_TRIPLES, "loader", "bulk")
+        assert rev.n_added == 601 and set(s.triples()) == set(triples)
+        assert set(s.revision(rev.id, with_diff=True).diff.added) == set(triples)
+        s.revert(rev.id, "x")
+        assert s.count() == 0
+        s.restore(1, "x")
+        assert set(s.triples()) == set(triples)
+        with pytest.raises(StoreError, match="empty store"):
+            s.load_rdf_file(nt, ox.RdfFormat.N_TRIPLES, "loader", "again")
+    finally:
+        s.close()
+    foreign = tmp_path / "f.nt"
+    foreign.write_text("<urn:oneedit:e:a> <http://example.org/p> <urn:oneedit:e:b> .\n")
+    s = EmbeddedStore(tmp_path / "s2")
+    try:
+        with pytest.raises(StoreError, match="outside the OneEdit namespace"):
+            s.load_rdf_file(foreign, ox.RdfFormat.N_TRIPLES, "loader", "bulk")
+        assert s.count() == 0 and s.head() == 0
+    finally:
+        s.close()

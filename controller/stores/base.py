@@ -246,7 +246,8 @@ class KGStore(ABC):
         diff = diff_from_changes(self.log.changes(rev_id)).inverse()
         want = {t: True for t in diff.added} | {t: False for t in diff.removed}
         exact = self.exact_diff(want)
-        skipped = [t for t in want if t not in set(exact.added) | set(exact.removed)]
+        changed = set(exact.added) | set(exact.removed)
+        skipped = [t for t in want if t not in changed]
         return exact, skipped
 
     def plan_restore(self, rev_id: int) -> Diff:

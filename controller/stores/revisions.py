@@ -28,7 +28,8 @@ CREATE TABLE IF NOT EXISTS revisions (
     state     TEXT NOT NULL CHECK (state IN ('pending', 'committed', 'aborted')),
     n_added   INTEGER NOT NULL,
     n_removed INTEGER NOT NULL,
-    diff      BLOB NOT NULL
+    diff      BLOB NOT NULL,
+    encoding  TEXT NOT NULL DEFAULT 'jsonl'  -- 'jsonl' (op, s, p, o lines) or 'nt+'/'ttl+' (an RDF file of adds)
 );
 CREATE INDEX IF NOT EXISTS revisions_state ON revisions(state);
 """
@@ -83,8 +84,10 @@ def diff_from_changes(changes: Iterable[tuple[str, Triple]]) -> Diff:
 class SQLiteRevisionLog:
     """Revision storage for stores that keep their history beside them on disk."""
 
-    def __init__(self, path: str | Path):
+    def __init__(self, path: str | Path, *, rdf_decoder=None):
         self.path = Path(path)
+        #: ``(bytes, encoding) -> Iterator[Triple]`` for revisions stored as RDF files (bulk loads).
+        self._rdf_decoder = rdf_decoder
         self._lock = threading.Lock()
         self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
         self._db.execute("PRAGMA journal_mode=WAL")
@@ -106,6 +109,17 @@ class SQLiteRevisionLog:
             )
             return int(cur.lastrowid)
 
+    def begin_encoded(self, author: str, message: str, blob: bytes, encoding: str,
+                      n_added: int, n_removed: int) -> int:
+        """A pending revision whose diff is already encoded (``encoding`` 'nt+' or 'ttl+')."""
+        with self._lock:
+            cur = self._db.execute(
+                "INSERT INTO revisions (author, time, message, state, n_added, n_removed, diff, encoding)"
+                " VALUES (?, ?, ?, 'pending', ?, ?, ?, ?)",
+                (author, datetime.now(UTC).isoformat(timespec="milliseconds"), message,
+                 n_added, n_removed, blob, encoding))
+            return int(cur.lastrowid)
+
     def set_state(self, rev_id: int, state: str) -> None:
         with self._lock:
             self._db.execute("UPDATE revisions SET state = ? WHERE id = ?", (state, rev_id))
@@ -122,16 +136,23 @@ class SQLiteRevisionLog:
     def get(self, rev_id: int, *, with_diff: bool = False) -> Revision:
         row = self._db.execute(
             "SELECT id, author, time, message, n_added, n_removed, state"
-            + (", diff" if with_diff else "") + " FROM revisions WHERE id = ?", (rev_id,)).fetchone()
+            + (", diff, encoding" if with_diff else "") + " FROM revisions WHERE id = ?", (rev_id,)).fetchone()
         if row is None:
             raise RevisionError(f"No revision r{rev_id}.", hint="Run `oneedit kg log` to list revisions.")
         return self._row(row, with_diff)
 
     def changes(self, rev_id: int) -> Iterator[tuple[str, Triple]]:
-        row = self._db.execute("SELECT diff FROM revisions WHERE id = ?", (rev_id,)).fetchone()
+        row = self._db.execute("SELECT diff, encoding FROM revisions WHERE id = ?", (rev_id,)).fetchone()
         if row is None:
             raise RevisionError(f"No revision r{rev_id}.", hint="Run `oneedit kg log` to list revisions.")
-        return decode_changes(row[0])
+        return self._decode(row[0], row[1])
+
+    def _decode(self, blob: bytes, encoding: str) -> Iterator[tuple[str, Triple]]:
+        if encoding == "jsonl":
+            return decode_changes(blob)
+        if self._rdf_decoder is None:
+            raise RevisionError(f"This store cannot read revisions encoded as {encoding!r}.")
+        return (("+", t) for t in self._rdf_decoder(zlib.decompress(blob), encoding))
 
     def list(self, *, limit: int = 50, offset: int = 0, include_aborted: bool = False,
              after: int = 0, descending: bool = True) -> list[Revision]:
@@ -145,8 +166,7 @@ class SQLiteRevisionLog:
     def count(self) -> int:
         return int(self._db.execute("SELECT COUNT(*) FROM revisions WHERE state='committed'").fetchone()[0])
 
-    @staticmethod
-    def _row(row: tuple, with_diff: bool) -> Revision:
-        diff = diff_from_changes(decode_changes(row[7])) if with_diff else None
+    def _row(self, row: tuple, with_diff: bool) -> Revision:
+        diff = diff_from_changes(self._decode(row[7], row[8])) if with_diff else None
         return Revision(id=row[0], author=row[1], time=datetime.fromisoformat(row[2]), message=row[3],
                         n_added=row[4], n_removed=row[5], state=row[6], diff=diff)

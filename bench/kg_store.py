@@ -1,0 +1,152 @@
+"""KG store benchmark: load, resident memory, (s, p, ?) lookup latency, a 1,000-add transaction and
+its revert, for synthetic worlds of 10k, 100k and 1M triples.
+
+Each size runs in a fresh subprocess so resident-memory numbers are not polluted by the previous
+run. The baseline is rdflib's in-memory ``Graph`` (the other option the design allowed), measured
+in the same subprocess on the same file.
+
+    python bench/kg_store.py                 # 10k, 100k, 1M with the rdflib baseline
+    python bench/kg_store.py --sizes 10000 --no-baseline --json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+
+def _rss_mb() -> float:
+    import psutil
+
+    return psutil.Process().memory_info().rss / 2**20
+
+
+def _pct(values: list[float], q: float) -> float:
+    values = sorted(values)
+    return values[min(len(values) - 1, int(q * len(values)))]
+
+
+def run_one(size: int, workdir: Path, baseline: bool, seed: int = 0) -> dict:
+    import pyoxigraph as ox
+
+    import kg_data
+    from controller.io import write_triples
+    from controller.schema import Schema
+    from controller.stores.embedded import EmbeddedStore
+    from controller.synth import synth_world
+    from oneedit.core import Triple
+
+    schema = Schema.load(kg_data.schema_path())
+    nt = workdir / f"synth_{size}.nt"
+    triples = synth_world(schema, size, seed=seed)
+    write_triples(triples, nt, "nt")
+    rng = random.Random(seed)
+    facts = [t for t in triples if not t.is_meta]
+    probes = [(t.subject, t.relation) for t in rng.sample(facts, min(2000, len(facts)))]
+    n = len(triples)
+    del triples, facts
+
+    out: dict = {"size": n}
+    rss0 = _rss_mb()
+    store = EmbeddedStore(workdir / f"store_{size}")
+    t0 = time.perf_counter()
+    rev = store.load_rdf_file(nt, ox.RdfFormat.N_TRIPLES, "bench", "load")
+    out["load_s"] = time.perf_counter() - t0
+    out["rss_mb"] = _rss_mb() - rss0
+    assert rev.n_added == store.count() == n, (rev.n_added, n)
+
+    lat = []
+    for s, p in probes:
+        t = time.perf_counter()
+        res = list(store.triples(s, p, None))
+        lat.append(time.perf_counter() - t)
+        assert res
+    out["lookup_p50_us"] = _pct(lat, 0.5) * 1e6
+    out["lookup_p99_us"] = _pct(lat, 0.99) * 1e6
+
+    adds = [Triple(s, "alias", f"bench alias {i}") for i, (s, _p) in enumerate(probes[:1000])]
+    t = time.perf_counter()
+    with store.transaction("bench", "1000 adds") as txn:
+        txn.add_all(adds)
+    out["txn_1000_adds_ms"] = (time.perf_counter() - t) * 1e3
+    t = time.perf_counter()
+    store.revert(txn.revision.id, "bench")
+    out["revert_1000_ms"] = (time.perf_counter() - t) * 1e3
+    assert store.count() == n
+    store.close()
+    disk = sum(f.stat().st_size for f in (workdir / f"store_{size}").rglob("*") if f.is_file())
+    out["disk_mb"] = disk / 2**20
+
+    if baseline:
+        from rdflib import Graph, URIRef
+
+        rss1 = _rss_mb()
+        g = Graph()
+        t = time.perf_counter()
+        g.parse(nt, format="nt")
+        out["rdflib_mem_load_s"] = time.perf_counter() - t
+        out["rdflib_mem_rss_mb"] = _rss_mb() - rss1
+        lat = []
+        for s, p in probes:
+            su, pu = URIRef("urn:oneedit:e:" + s), URIRef("urn:oneedit:r:" + p)
+            t = time.perf_counter()
+            list(g.triples((su, pu, None)))
+            lat.append(time.perf_counter() - t)
+        out["rdflib_mem_lookup_p99_us"] = _pct(lat, 0.99) * 1e6
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000, 1_000_000])
+    ap.add_argument("--no-baseline", action="store_true", help="skip rdflib's in-memory Graph")
+    ap.add_argument("--json", action="store_true")
+    ap.add_argument("--_child", type=int, help=argparse.SUPPRESS)
+    ap.add_argument("--_dir", help=argparse.SUPPRESS)
+    args = ap.parse_args()
+
+    if args._child:
+        print(json.dumps(run_one(args._child, Path(args._dir), not args.no_baseline)))
+        return
+
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for size in args.sizes:
+            cmd = [sys.executable, __file__, "--_child", str(size), "--_dir", tmp]
+            if args.no_baseline:
+                cmd.append("--no-baseline")
+            res = subprocess.run(cmd, capture_output=True, text=True, check=True)
+            rows.append(json.loads(res.stdout.strip().splitlines()[-1]))
+            if not args.json:
+                print(f"done {size:,}", file=sys.stderr)
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    t = Table(title="Embedded KG store (rdflib API over on-disk Oxigraph)", title_justify="left")
+    cols = [("triples", "size", "{:,}"), ("load s", "load_s", "{:.2f}"), ("RSS MB", "rss_mb", "{:.0f}"),
+            ("disk MB", "disk_mb", "{:.0f}"), ("lookup p50 µs", "lookup_p50_us", "{:.1f}"),
+            ("lookup p99 µs", "lookup_p99_us", "{:.1f}"), ("1k-add txn ms", "txn_1000_adds_ms", "{:.0f}"),
+            ("revert ms", "revert_1000_ms", "{:.0f}")]
+    if not args.no_baseline:
+        cols += [("rdflib-mem load s", "rdflib_mem_load_s", "{:.2f}"),
+                 ("rdflib-mem RSS MB", "rdflib_mem_rss_mb", "{:.0f}"),
+                 ("rdflib-mem p99 µs", "rdflib_mem_lookup_p99_us", "{:.1f}")]
+    for name, _k, _f in cols:
+        t.add_column(name, justify="right")
+    for r in rows:
+        t.add_row(*[f.format(r[k]) for _n, k, f in cols])
+    Console().print(t)
+    print("goals at 1M: load <= 15 s, lookup p99 <= 1000 µs, resident <= 800 MB")
+
+
+if __name__ == "__main__":
+    main()
