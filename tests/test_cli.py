@@ -146,3 +146,13 @@ def test_help_imports_no_heavy_modules():
 def test_console_script_is_installed():
     out = subprocess.run([sys.executable, "-m", "oneedit", "--help"], capture_output=True, text=True, timeout=60)
     assert out.returncode == 0 and "kg" in out.stdout
+
+
+def test_demo_on_the_shipped_kg(tmp_path):
+    out = run_json("demo", "-w", tmp_path / "demo")
+    assert out["created"] is True and out["valid"] is True and out["entities"] > 1500
+    got = {(s["subject"], s["relation"], s["object"]) for s in out["samples"]}
+    assert got == {("France", "capital", "Paris"), ("Albert Einstein", "birth_country", "Germany"),
+                   ("Apple", "ceo", "Tim Cook"), ("United Kingdom", "head_of_state_spouse", "Queen Camilla")}
+    human = run("demo", "-w", tmp_path / "demo").stdout
+    assert "Using existing workspace" in human and "Schema validation: passed" in human

@@ -49,18 +49,25 @@ def init(
         ws, created = Workspace.init(workspace, data=data, progress=step)
     with ws:
         summary = ws.summary() | {"created": created}
+    _report(ws.root, summary, as_json)
+
+
+def _report(root, summary: dict, as_json: bool):
+    """Print the summary (JSON, or a table); returns the console for more output, if human."""
     if as_json:
         print_json(summary)
-        return
+        return None
     c = console()
-    c.print(("Created" if created else "Using existing") + f" workspace at [bold]{ws.root}[/]")
+    c.print(("Created" if summary["created"] else "Using existing") + f" workspace at [bold]{root}[/]")
     c.print(_summary_table(summary))
+    return c
 
 
 @app.command()
 @handle_errors
 def demo(workspace: WorkspaceOpt = None, as_json: JsonOpt = False) -> None:
     """Run the main job on the embedded default: set up the workspace and show what it holds."""
+    from oneedit.core import OneEditError
     from oneedit.workspace import Workspace
 
     with Steps(not as_json) as step:
@@ -74,20 +81,17 @@ def demo(workspace: WorkspaceOpt = None, as_json: JsonOpt = False) -> None:
                          ("apple", "ceo"), ("united_kingdom", "head_of_state_spouse")):
                 try:
                     facts = ws.kg.query(s, r)
-                except Exception:  # the sample entity may be absent from a custom KG
+                except OneEditError:  # the sample entity may be absent from a custom KG
                     continue
                 samples += [{"subject": ws.kg.label(f.subject), "relation": f.relation,
                              "object": ws.kg.label(f.object)} for f in facts[:1]]
     summary["valid"] = report.ok
     summary["samples"] = samples
-    if as_json:
-        print_json(summary)
+    c = _report(ws.root, summary, as_json)
+    if c is None:
         return
     from rich.table import Table
 
-    c = console()
-    c.print(("Created" if created else "Using existing") + f" workspace at [bold]{ws.root}[/]")
-    c.print(_summary_table(summary))
     t = Table(title="Sample facts (base and derived)", title_justify="left")
     for col in ("subject", "relation", "object"):
         t.add_column(col)
