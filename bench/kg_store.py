@@ -141,6 +141,8 @@ def main() -> None:
     if args.json:
         print(json.dumps(rows, indent=2))
         return
+    (Path(__file__).parent / "out").mkdir(exist_ok=True)
+    (Path(__file__).parent / "out" / "kg_store.json").write_text(json.dumps(rows, indent=2))
     from rich.console import Console
     from rich.table import Table
 
@@ -157,7 +159,7 @@ def main() -> None:
         t.add_column(name, justify="right")
     for r in rows:
         t.add_row(*[f.format(r[k]) for _n, k, f in cols])
-    Console().print(t)
+    Console(width=200).print(t)
     print("goals at 1M: load <= 15 s, lookup p99 <= 1000 µs, resident <= 800 MB")
 
 

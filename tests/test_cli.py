@@ -156,3 +156,11 @@ def test_demo_on_the_shipped_kg(tmp_path):
                    ("Apple", "ceo", "Tim Cook"), ("United Kingdom", "head_of_state_spouse", "Queen Camilla")}
     human = run("demo", "-w", tmp_path / "demo").stdout
     assert "Using existing workspace" in human and "Schema validation: passed" in human
+
+
+def test_path_between_entities(ws):
+    out = run_json("kg", "path", "-w", ws, "Albert Einstein", "Europe")
+    assert out["paths"][0] == [["albert_einstein", "citizen_of", "germany"], ["germany", "continent", "europe"]]
+    assert [["albert_einstein", "born_in", "ulm"], ["ulm", "located_in", "germany"],
+            ["germany", "continent", "europe"]] in out["paths"]
+    assert "No path" in run("kg", "path", "-w", ws, "Europe", "Einstein", "--max-hops", "1").stdout

@@ -258,7 +258,7 @@ def test_embedded_rdf_bulk_load_is_revertible_and_checks_namespace(tmp_path):
     foreign.write_text("<urn:oneedit:e:a> <http://example.org/p> <urn:oneedit:e:b> .\n")
     s = EmbeddedStore(tmp_path / "s2")
     try:
-        with pytest.raises(StoreError, match="outside the OneEdit namespace"):
+        with pytest.raises(StoreError, match="line 1: statement is outside the OneEdit namespace"):
             s.load_rdf_file(foreign, ox.RdfFormat.N_TRIPLES, "loader", "bulk")
         assert s.count() == 0 and s.head() == 0
     finally:

@@ -343,3 +343,27 @@ def show(entity: Annotated[str, typer.Argument(help="Entity id, label or alias."
         t.add_row(f["relation"], f"{f['object']['label']} [dim]({f['object']['id']})[/]", "derived")
     c.print(t)
     c.print(f"{len(nb)} entities within {depth} hop(s).")
+
+
+@kg_app.command()
+@handle_errors
+def path(source: Annotated[str, typer.Argument(help="From this entity (id, label or alias).")],
+         target: Annotated[str, typer.Argument(help="To this entity.")],
+         max_hops: Annotated[int, typer.Option(help="Longest path to consider.")] = 3,
+         workspace: WorkspaceOpt = None, as_json: JsonOpt = False) -> None:
+    """How two entities are connected: the shortest relation paths between them."""
+    from controller.graph import paths
+
+    with _open(workspace) as ws:
+        kg = ws.kg
+        a, b = kg.resolve_entity(source), kg.resolve_entity(target)
+        found = paths(kg.store, a.id, b.id, max_hops=max_hops)
+        labels = {n: kg.label(n) for p in found for hop in p for n in (hop[0], hop[2])}
+    if as_json:
+        print_json({"source": a.id, "target": b.id, "paths": [[list(h) for h in p] for p in found]})
+        return
+    c = console()
+    if not found:
+        c.print(f"No path from {a.label} to {b.label} within {max_hops} hops.")
+    for p in found:
+        c.print(" ".join([labels[p[0][0]]] + [f"-[{r}]-> {labels[o]}" for _s, r, o in p]))
