@@ -323,10 +323,19 @@ class KnowledgeGraph:
             mirror = self.schema.mirror(t.relation) if spec else None
             if mirror:
                 lines.setdefault(Triple(t.object, mirror, t.subject), line)
+        message = f"Import {path.name} ({len(rows)} rows)"
+        if self.store.count() == 0 and all(want.values()):
+            # Into an empty KG the whole file can be checked in memory at once (the same checks
+            # as `kg validate`), then bulk-loaded: ~10x faster than row-by-row store checks.
+            report = validate(want, self.schema)
+            self._raise_violations(report.violations, f"Importing {path.name}",
+                                   "Fix the lines named above and import again.", lines)
+            rev = self.store.bulk_load(want, author, message)
+            return ImportResult(str(path), len(rows), rev, len(want), 0)
         self._raise_violations(self.check(want), f"Importing {path.name}",
                                "Fix the lines named above and import again.", lines)
         diff = self.store.exact_diff(want)
-        rev = self.store.commit(diff, author, f"Import {path.name} ({len(rows)} rows)")
+        rev = self.store.commit(diff, author, message)
         return ImportResult(str(path), len(rows), rev, len(diff.added), len(diff.removed))
 
     def _resolve_row(self, r, defined: dict[str, str]) -> Triple:

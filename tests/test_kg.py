@@ -165,3 +165,29 @@ def test_stats_counts(small_kg):
     assert s["entities"] == 18 and s["revision"] == 1
     assert s["facts_by_relation"]["capital"] == 2 and s["facts_by_relation"]["capital_of"] == 2
     assert s["facts_by_relation"]["spouse"] == 2 and s["derived_facts"] >= 5
+
+
+def test_import_into_empty_kg_is_checked_in_memory(tmp_path, schema):
+    from controller.kg import KnowledgeGraph
+    from controller.stores.embedded import EmbeddedStore
+
+    kg = KnowledgeGraph(EmbeddedStore(tmp_path / "empty"), schema)
+    try:
+        bad = tmp_path / "bad.jsonl"
+        rows = [{"subject": "x", "relation": "type", "object": "City"},
+                {"subject": "x", "relation": "label", "object": "X"},
+                {"subject": "y", "relation": "type", "object": "City"},
+                {"subject": "y", "relation": "label", "object": "Y"},
+                {"subject": "x", "relation": "capital", "object": "y"}]
+        bad.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+        with pytest.raises(ConstraintViolation, match="line 5: .*x' is a City, but capital expects Country"):
+            kg.import_file(bad, author="a")
+        assert kg.store.count() == 0 and kg.store.head() == 0
+        good = tmp_path / "good.jsonl"
+        rows[0]["object"] = "Country"
+        good.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+        res = kg.import_file(good, author="a")
+        assert res.added == 6 and kg.query("y", "capital_of") == [Triple("y", "capital_of", "x")]
+        assert kg.validate().ok
+    finally:
+        kg.store.close()
