@@ -56,6 +56,11 @@ def write_world(root: Path, files: dict[str, list[str]] | None = None) -> Path:
     return root
 
 
+def write_world_with(root: Path, name: str, lines: list[str]) -> Path:
+    """The small world plus one more CSV file (usually a broken one)."""
+    return write_world(root, {**SMALL_WORLD, name: lines})
+
+
 @pytest.fixture(scope="session")
 def schema() -> Schema:
     return Schema.load(kg_data.schema_path())

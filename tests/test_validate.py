@@ -7,7 +7,7 @@ import pytest
 from controller.validate import validate
 from controller.world import read_world
 from oneedit.core import ImportFormatError, Triple
-from tests.conftest import SMALL_WORLD, write_world
+from tests.conftest import write_world_with
 
 
 def test_small_world_is_valid(small_world, schema):
@@ -18,8 +18,7 @@ def test_small_world_is_valid(small_world, schema):
 
 
 def test_each_violation_kind_is_reported(tmp_path, schema):
-    files = {k: list(v) for k, v in SMALL_WORLD.items()}
-    files["broken.csv"] = [
+    root = write_world_with(tmp_path / "bad", "broken.csv", [
         "id,type,label,aliases,description,capital,located_in,born_in,spouse,parent",
         # functional: a second capital for France (the country row already has paris)
         "france,Country,France,,,lyon,,,,",
@@ -31,8 +30,7 @@ def test_each_violation_kind_is_reported(tmp_path, schema):
         # self loop; duplicate label without description
         "hermann_einstein,Person,Hermann Einstein,,,,,,,hermann_einstein",
         "paris_texas,City,Paris,,,,france,,,",
-    ]
-    root = write_world(tmp_path / "bad", files)
+    ])
     world = read_world(root, schema)
     rep = validate(world.triples(schema), schema,
                    sources={t: str(w) for t, w in world.fact_sources.items()})
@@ -71,14 +69,12 @@ def test_store_level_violations(schema):
 
 
 def test_malformed_world_rows_name_file_and_line(tmp_path, schema):
-    files = {k: list(v) for k, v in SMALL_WORLD.items()}
-    files["bad.csv"] = [
+    root = write_world_with(tmp_path / "bad", "bad.csv", [
         "id,type,label,aliases,description,located_in,birth_country",
         "Not A Slug,City,X,,,france,",
         "ok_city,Spaceship,Y,,,france,",
         "paris,Country,Paris,,,,",  # redefines paris with another type
-    ]
-    root = write_world(tmp_path / "bad", files)
+    ])
     with pytest.raises(ImportFormatError) as exc:
         read_world(root, schema)
     problems = exc.value.details["problems"]

@@ -9,7 +9,7 @@ import pytest
 from oneedit.core import WorkspaceError
 from oneedit.ledger import Ledger
 from oneedit.workspace import Workspace
-from tests.conftest import SMALL_WORLD, write_world
+from tests.conftest import write_world_with
 
 
 def test_init_creates_everything_and_reopens(tmp_path, small_world):
@@ -24,9 +24,8 @@ def test_init_creates_everything_and_reopens(tmp_path, small_world):
 
 
 def test_invalid_data_is_refused_before_anything_is_written(tmp_path):
-    files = {k: list(v) for k, v in SMALL_WORLD.items()}
-    files["bad.csv"] = ["id,type,label,aliases,description,capital", "france,Country,France,,,berlin"]
-    data = write_world(tmp_path / "bad", files)
+    data = write_world_with(tmp_path / "bad", "bad.csv",
+                            ["id,type,label,aliases,description,capital", "france,Country,France,,,berlin"])
     with pytest.raises(WorkspaceError, match="does not pass validation") as exc:
         Workspace.init(tmp_path / "ws", data=data)
     assert exc.value.details["violations_by_kind"]["functional"] >= 1
