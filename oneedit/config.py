@@ -27,9 +27,21 @@ class StoreConfig:
 
 
 @dataclass
+class ModelConfig:
+    """Which model the workspace edits and how it runs (every model command can override)."""
+
+    name: str = "default"       # "default" (the workspace's knowledge model), a hub id or a local directory
+    device: str = "cpu"         # cpu | cuda | cuda:N
+    dtype: str = "fp32"         # fp32 | bf16 | fp16
+    corpus: list = field(default_factory=list)  # text/JSONL files for MEMIT's key statistics (real models)
+    cov_samples: int = 0        # 0: the hyperparameter file's value
+
+
+@dataclass
 class WorkspaceConfig:
     version: int = CONFIG_VERSION
     store: StoreConfig = field(default_factory=StoreConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
     schema: str = "schema.yaml"  # relative to the workspace
     user: str = "admin"  # the local user the CLI acts as
     created: str = ""
@@ -52,6 +64,10 @@ class WorkspaceConfig:
         if raw.get("version") != CONFIG_VERSION:
             raise WorkspaceError(f"{path} has config version {raw.get('version')!r}; this OneEdit reads "
                                  f"version {CONFIG_VERSION}.")
-        store = StoreConfig(**(raw.pop("store", None) or {}))
+        try:
+            store = StoreConfig(**(raw.pop("store", None) or {}))
+            model = ModelConfig(**(raw.pop("model", None) or {}))
+        except TypeError as exc:
+            raise WorkspaceError(f"{path}: {exc}", hint="Compare with a fresh `oneedit init` config.") from None
         known = {k: v for k, v in raw.items() if k in cls.__dataclass_fields__}
-        return cls(store=store, **known)
+        return cls(store=store, model=model, **known)

@@ -92,3 +92,70 @@ def small_kg(tmp_path, schema, small_world):
 
 def entity_triples(*entities: Entity) -> list[Triple]:
     return [t for e in entities for t in e.triples()]
+
+
+# -- the model side ---------------------------------------------------------------------------------
+#: The test suite's knowledge model: the default recipe, narrower (d=128), on a small KG subset.
+TEST_TRAIN = dict(n_embd=128, n_head=4, vocab_size=2048, batch_size=32, lr=3e-3, max_epochs=80, stop_at=1.0)
+
+
+def europe_subset(kg) -> list[Triple]:
+    """European countries, their capitals, leaders, people born in those capitals, and spouses."""
+    st = kg.store
+    countries = set(st.subjects("continent", "europe"))
+    capitals = {o for c in countries for o in st.objects(c, "capital")}
+    people: set[str] = set()
+    for c in sorted(countries):
+        people |= set(st.objects(c, "head_of_state")) | set(st.objects(c, "head_of_government"))
+    for city in sorted(capitals):
+        people |= set(st.subjects("born_in", city))
+    people |= {o for p in sorted(people) for o in st.objects(p, "spouse")}
+    keep = countries | capitals | people | {"europe"}
+    births = {o for p in people for o in st.objects(p, "born_in")}
+    keep |= {b for b in births if set(st.objects(b, "located_in")) & countries}
+    return sorted(t for e in keep for t in st.triples(e, None, None) if t.is_meta or t.object in keep)
+
+
+@pytest.fixture(scope="session")
+def model_cache(tmp_path_factory):
+    """Trained models and key statistics cached for the whole session (never in the user's cache)."""
+    import os
+
+    path = tmp_path_factory.mktemp("oneedit-cache")
+    old = os.environ.get("ONEEDIT_CACHE")
+    os.environ["ONEEDIT_CACHE"] = str(path)
+    yield path
+    if old is None:
+        os.environ.pop("ONEEDIT_CACHE", None)
+    else:
+        os.environ["ONEEDIT_CACHE"] = old
+
+
+@pytest.fixture(scope="session")
+def knowledge_ws(tmp_path_factory, model_cache) -> Path:
+    """A workspace over the Europe subset of the shipped KG, with its knowledge model trained.
+
+    Read-only for tests: copy it (``copy_ws``) before changing anything.
+    """
+    from editor.knowledge import TrainConfig
+    from oneedit.models import train_default
+    from oneedit.workspace import Workspace
+
+    full, _ = Workspace.init(tmp_path_factory.mktemp("full") / "ws")
+    with full:
+        subset = europe_subset(full.kg)
+    data = write_world(tmp_path_factory.mktemp("europe-data"), {})
+    root = tmp_path_factory.mktemp("europe") / "ws"
+    ws, _ = Workspace.init(root, data=data)
+    with ws:
+        ws.kg.load_triples(subset, author="test", message="Europe subset of the shipped KG")
+        card = train_default(ws, config=TrainConfig(**TEST_TRAIN))
+    assert card["quality"]["train"]["exact_match"] >= 0.97, card["quality"]
+    return root
+
+
+@pytest.fixture
+def copy_ws(knowledge_ws, tmp_path) -> Path:
+    dest = tmp_path / "ws"
+    shutil.copytree(knowledge_ws, dest)
+    return dest

@@ -31,19 +31,19 @@ def run_json(*args, ok=True):
 def ws(tmp_path):
     data = write_world(tmp_path / "data")
     root = tmp_path / "ws"
-    out = run_json("init", "--workspace", root, "--data", data)
+    out = run_json("init", "--workspace", root, "--data", data, "--no-model")
     assert out["created"] is True and out["revision"] == 1
     return root
 
 
 def test_init_twice_is_safe(ws, tmp_path):
-    again = run_json("init", "--workspace", ws, "--data", tmp_path / "data")
+    again = run_json("init", "--workspace", ws, "--data", tmp_path / "data", "--no-model")
     assert again["created"] is False and again["revision"] == 1
 
 
 def test_workspace_from_env(tmp_path, monkeypatch):
     monkeypatch.setenv("ONEEDIT_HOME", str(tmp_path / "home"))
-    run_json("init", "--data", write_world(tmp_path / "d"))
+    run_json("init", "--data", write_world(tmp_path / "d"), "--no-model")
     assert run_json("kg", "stats")["revision"] == 1
     assert (tmp_path / "home" / "ledger.sqlite").is_file()
 
@@ -119,7 +119,7 @@ def test_export_import_validate_synth(ws, tmp_path):
     s = run_json("kg", "synth", "--triples", 2000, "--out", syn)
     assert s["triples"] >= 2000 and syn.stat().st_size > 0
     fresh = tmp_path / "fresh"
-    run_json("init", "-w", fresh, "--data", tmp_path / "data")
+    run_json("init", "-w", fresh, "--data", tmp_path / "data", "--no-model")
     run_json("kg", "restore", "-w", fresh, "0")
     assert run_json("kg", "import", "-w", fresh, syn)["added"] == s["triples"]
     assert run_json("kg", "validate", "-w", fresh)["ok"] is True
@@ -149,12 +149,12 @@ def test_console_script_is_installed():
 
 
 def test_demo_on_the_shipped_kg(tmp_path):
-    out = run_json("demo", "-w", tmp_path / "demo")
+    out = run_json("demo", "-w", tmp_path / "demo", "--no-model")
     assert out["created"] is True and out["valid"] is True and out["entities"] > 1500
     got = {(s["subject"], s["relation"], s["object"]) for s in out["samples"]}
     assert got == {("France", "capital", "Paris"), ("Albert Einstein", "birth_country", "Germany"),
                    ("Apple", "ceo", "Tim Cook"), ("United Kingdom", "head_of_state_spouse", "Queen Camilla")}
-    human = run("demo", "-w", tmp_path / "demo").stdout
+    human = run("demo", "-w", tmp_path / "demo", "--no-model").stdout
     assert "Using existing workspace" in human and "Schema validation: passed" in human
 
 

@@ -8,6 +8,7 @@ from typing import Annotated, Optional
 import typer
 
 from oneedit.cli.kg import kg_app
+from oneedit.cli.model import eval_command, model_app
 from oneedit.cli.options import JsonOpt, WorkspaceOpt
 from oneedit.cli.output import Steps, console, handle_errors, print_json
 
@@ -19,6 +20,8 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 app.add_typer(kg_app, name="kg")
+app.add_typer(model_app, name="model")
+app.command("eval")(handle_errors(eval_command))
 
 
 def _summary_table(summary: dict):
@@ -34,22 +37,66 @@ def _summary_table(summary: dict):
     return t
 
 
+NoModelOpt = Annotated[bool, typer.Option("--no-model", help="Set up the KG only; train the knowledge "
+                                          "model later with `oneedit model train`.")]
+
+
+def _ensure_model(ws, as_json: bool) -> dict | None:
+    """Train the default knowledge model if the workspace uses it and has none (cached by KG hash)."""
+    from oneedit.cli.model import EpochBar
+    from oneedit.models import DEFAULT, default_card, has_default, train_default
+
+    if ws.config.model.name != DEFAULT:
+        return None
+    if has_default(ws):
+        card = default_card(ws) or {}
+        return {**card, "cache": "present"}
+    from editor.knowledge import TrainConfig
+
+    if not as_json:
+        console().print("Training the knowledge model on the KG's facts (once; later workspaces over "
+                        "the same KG reuse it from the cache)…")
+    with EpochBar(not as_json, TrainConfig().max_epochs) as bar:
+        return train_default(ws, progress=bar)
+
+
+def _model_summary(card: dict | None) -> dict | None:
+    if not card:
+        return None
+    q = card.get("quality") or {}
+    return {"content_hash": card.get("content_hash"), "facts": card.get("facts"),
+            "train_seconds": card.get("train_seconds"), "cache": card.get("cache"),
+            "train_exact_match": (q.get("train") or {}).get("exact_match"),
+            "heldout_exact_match": (q.get("heldout") or {}).get("exact_match"), "passed": q.get("passed")}
+
+
 @app.command()
 @handle_errors
 def init(
     workspace: WorkspaceOpt = None,
     data: Annotated[Optional[Path], typer.Option(help="Data directory with schema.yaml and world/*.csv "
                                                  "(default: the shipped kg_data).")] = None,
+    no_model: NoModelOpt = False,
     as_json: JsonOpt = False,
 ) -> None:
-    """Create a workspace from the shipped world KG (safe to run twice)."""
+    """Create a workspace from the shipped world KG and train its knowledge model (safe to run twice)."""
     from oneedit.workspace import Workspace
 
     with Steps(not as_json) as step:
         ws, created = Workspace.init(workspace, data=data, progress=step)
     with ws:
-        summary = ws.summary() | {"created": created}
-    _report(ws.root, summary, as_json)
+        model = None if no_model else _ensure_model(ws, as_json)
+        summary = ws.summary() | {"created": created, "model": _model_summary(model)}
+    c = _report(ws.root, summary, as_json)
+    if c is not None and summary["model"]:
+        _print_model_line(c, summary["model"])
+
+
+def _print_model_line(c, m: dict) -> None:
+    how = {"hit": "from the cache", "present": "already trained"}.get(m["cache"], f"trained in {m['train_seconds']:.0f} s")
+    gate = "[green]gate passed[/]" if m["passed"] else "[red]below the quality gate[/]"
+    c.print(f"Knowledge model {m['content_hash']} ({how}): {m['facts']:,} facts, recall "
+            f"{m['train_exact_match']:.1%} on training templates, {m['heldout_exact_match']:.1%} held out — {gate}.")
 
 
 def _report(root, summary: dict, as_json: bool):
@@ -65,14 +112,17 @@ def _report(root, summary: dict, as_json: bool):
 
 @app.command()
 @handle_errors
-def demo(workspace: WorkspaceOpt = None, as_json: JsonOpt = False) -> None:
-    """Run the main job on the embedded default: set up the workspace and show what it holds."""
+def demo(workspace: WorkspaceOpt = None, no_model: NoModelOpt = False, as_json: JsonOpt = False) -> None:
+    """Run the main job on the embedded default: set up the workspace and its knowledge model, and
+    show what the KG and the model each say."""
     from oneedit.core import OneEditError
     from oneedit.workspace import Workspace
 
     with Steps(not as_json) as step:
         ws, created = Workspace.init(workspace, progress=step)
-        with ws:
+    with ws:
+        card = None if no_model else _ensure_model(ws, as_json)
+        with Steps(not as_json) as step:
             step("Summarising the KG")
             summary = ws.summary() | {"created": created}
             report = ws.kg.validate()
@@ -84,22 +134,45 @@ def demo(workspace: WorkspaceOpt = None, as_json: JsonOpt = False) -> None:
                 except OneEditError:  # the sample entity may be absent from a custom KG
                     continue
                 samples += [{"subject": ws.kg.label(f.subject), "relation": f.relation,
-                             "object": ws.kg.label(f.object)} for f in facts[:1]]
+                             "object": ws.kg.label(f.object), "_triple": f} for f in facts[:1]]
+            if card and samples:
+                step("Asking the knowledge model the same questions")
+                _ask_model(ws, samples)
+            for row in samples:
+                row.pop("_triple", None)
     summary["valid"] = report.ok
     summary["samples"] = samples
+    summary["model"] = _model_summary(card)
     c = _report(ws.root, summary, as_json)
     if c is None:
         return
     from rich.table import Table
 
-    t = Table(title="Sample facts (base and derived)", title_justify="left")
-    for col in ("subject", "relation", "object"):
+    t = Table(title="Sample facts (base and derived): the KG and the model", title_justify="left")
+    for col in ("subject", "relation", "KG", "model prompt", "model says"):
         t.add_column(col)
     for row in samples:
-        t.add_row(row["subject"], row["relation"], row["object"])
+        said = row.get("model_answer")
+        t.add_row(row["subject"], row["relation"], row["object"], row.get("model_prompt", "–"),
+                  "–" if said is None else (f"[green]{said}[/]" if said == row["object"] else f"[red]{said}[/]"))
     c.print(t)
+    if summary["model"]:
+        _print_model_line(c, summary["model"])
     c.print("Schema validation: " + ("[green]passed[/]" if report.ok else
                                        f"[red]{len(report.violations)} violations[/] (oneedit kg validate)"))
+
+
+def _ask_model(ws, samples: list[dict]) -> None:
+    from editor.probe import continuations
+    from oneedit.knowledge import Labeller, verbalizer
+    from oneedit.models import open_model
+
+    em = open_model(ws)
+    verb, label = verbalizer(ws.kg.schema), Labeller(ws.kg)
+    prompts = [verb.prompt(label.fact(row["_triple"]), "train") for row in samples]
+    for row, p, said in zip(samples, prompts, continuations(em.model, em.codec, prompts), strict=True):
+        row["model_prompt"] = p.text
+        row["model_answer"] = said.strip()
 
 
 def main() -> None:

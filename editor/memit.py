@@ -1,0 +1,256 @@
+"""MEMIT: write many facts into the MLP projections of several layers at once.
+
+For a batch of facts, MEMIT (Meng et al., 2023)
+
+1. finds a target residual vector ``z`` per fact at the last edited layer — the hidden state that
+   makes the model say the new object — by gradient descent on a delta added at the key position;
+2. spreads the change ``z − h`` over the edited layers, lowest first: at layer ``l`` the keys
+   ``K`` (inputs to the MLP projection at the key positions) and the residual share ``R`` give
+   ``ΔW = R Kᵀ (λC + KKᵀ)⁻¹``, where ``C`` is the keys' second moment over a corpus
+   (:mod:`editor.covariance`).
+
+What differs from the published code and EasyEdit:
+
+* **z is optimised for the whole batch at once.** One forward/backward pass serves every fact:
+  each fact has its own δ row (Adam is element-wise, so rows do not interact), its own norm clamp
+  and its own early stop. The published loop runs one optimisation per fact, ≈88% of MEMIT's time.
+* **Key position is a hyperparameter**: ``subject_last`` (the subject's last token, right for
+  pretrained LLMs that recall at the subject) or ``last`` (the prompt's last token, right for small
+  from-scratch models that retrieve at the final token). Each prompt of a fact is its own key
+  column, with the fact's shared δ.
+* :func:`compute` returns the per-layer factors ``ΔW = U Vᵀ`` and leaves the model exactly as it
+  found it; :func:`apply` adds them (fp32 accumulation, see :class:`editor.weights.MasterWeights`)
+  and the same factors are the undo record.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import torch
+
+from editor import arch
+from editor.covariance import CovarianceCache, solve_adjusted_keys
+from editor.hooks import at_positions, capture_input, capture_output, edit_output
+from editor.hparams import MemitHparams
+from editor.probe import Encoded, TextCodec
+from editor.verbalize import Prompt
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Request:
+    """One fact to write: the prompts that should now continue with ``target``."""
+
+    prompts: tuple[Prompt, ...]
+    target: str
+    subject: str
+
+    @classmethod
+    def of(cls, prompts: Sequence[Prompt], target: str | None = None) -> Request:
+        prompts = tuple(prompts)
+        return cls(prompts, target if target is not None else prompts[0].target, prompts[0].subject)
+
+
+@dataclass
+class LayerDelta:
+    """``ΔW = u @ v.T`` in (out_features, in_features) orientation, float32, on CPU."""
+
+    u: torch.Tensor
+    v: torch.Tensor
+
+    def dense(self, dtype=torch.float32, device=None) -> torch.Tensor:
+        return (self.u.to(device=device, dtype=dtype) @ self.v.to(device=device, dtype=dtype).T)
+
+
+@dataclass
+class MemitDelta:
+    layers: dict[int, LayerDelta]
+    stats: dict = field(default_factory=dict)
+
+    def tensors(self) -> dict[str, torch.Tensor]:
+        out = {}
+        for layer, d in self.layers.items():
+            out[f"layer{layer}.u"] = d.u.contiguous()
+            out[f"layer{layer}.v"] = d.v.contiguous()
+        return out
+
+    @classmethod
+    def from_tensors(cls, tensors: dict[str, torch.Tensor], stats: dict | None = None) -> MemitDelta:
+        layers: dict[int, LayerDelta] = {}
+        for name in tensors:
+            if name.endswith(".u"):
+                layer = int(name[len("layer"): -2])
+                layers[layer] = LayerDelta(tensors[name], tensors[f"layer{layer}.v"])
+        return cls(dict(sorted(layers.items())), stats or {})
+
+
+@dataclass
+class _Rows:
+    enc: Encoded
+    fact_of_row: torch.Tensor  # (rows,)
+    key_pos: torch.Tensor      # (rows,)
+
+
+def _rows(codec: TextCodec, requests: Sequence[Request], key_position: str, device) -> _Rows:
+    prompts, targets, owner = [], [], []
+    for i, r in enumerate(requests):
+        for p in r.prompts:
+            prompts.append(p)
+            targets.append(r.target)
+            owner.append(i)
+    enc = codec.encode(prompts, targets, device)
+    key_pos = enc.subject_last if key_position == "subject_last" else enc.prompt_last
+    return _Rows(enc, torch.tensor(owner, device=device), key_pos)
+
+
+def _kl_rows(codec: TextCodec, requests: Sequence[Request], device) -> _Rows:
+    """MEMIT's 'essence' prompts ("{subject} is a"): their next-token distribution should not move."""
+    prompts = [Prompt(f"{r.subject} is a", "", r.subject) for r in requests]
+    enc = codec.encode(prompts, [" " for _ in prompts], device)
+    return _Rows(enc, torch.arange(len(requests), device=device), enc.subject_last)
+
+
+def compute_targets(model, codec: TextCodec, requests: Sequence[Request], hp: MemitHparams, layers: Sequence[int],
+                    *, progress: Callable[[int, int, int], None] | None = None) -> tuple[torch.Tensor, _Rows, dict]:
+    """Target residuals ``z`` (rows, d) at the last edited layer, optimised for all facts together.
+
+    ``hp.z_batch`` > 0 optimises that many facts at a time (``z_batch=1`` is the published
+    one-fact-at-a-time loop, kept for benchmarks).
+    """
+    device = next(model.parameters()).device
+    if hp.z_batch and hp.z_batch < len(requests):
+        zs, rows_all, steps = [], [], []
+        for start in range(0, len(requests), hp.z_batch):
+            z, rows, info = compute_targets(model, codec, requests[start: start + hp.z_batch],
+                                            hp.replace(z_batch=0), layers, progress=None)
+            zs.append(z)
+            steps.append(info["z_steps"])
+            if progress:
+                progress(min(start + hp.z_batch, len(requests)), len(requests), info["z_steps"])
+        rows = _rows(codec, requests, hp.key_position, device)
+        return torch.cat(zs), rows, {"z_steps": max(steps), "z_passes": sum(steps)}
+
+    spec = arch.arch_of(model)
+    last = layers[-1]
+    block = model.get_submodule(spec.block_path(last))
+    rows = _rows(codec, requests, hp.key_position, device)
+    kl = _kl_rows(codec, requests, device) if hp.kl_factor > 0 else None
+    n_facts = len(requests)
+
+    # The original residual at the key positions, and the essence distribution before the edit.
+    with torch.no_grad():
+        seen: list[torch.Tensor] = []
+        with capture_output(block, seen):
+            model(input_ids=rows.enc.input_ids, attention_mask=rows.enc.attention_mask)
+        h = at_positions(seen[0], rows.key_pos).float()  # (rows, d)
+        kl_ref = None
+        if kl is not None:
+            logits = model(input_ids=kl.enc.input_ids, attention_mask=kl.enc.attention_mask).logits
+            kl_ref = torch.log_softmax(at_positions(logits, kl.enc.prompt_last).float(), -1)
+    width = h.shape[1]
+    counts = torch.bincount(rows.fact_of_row, minlength=n_facts).clamp(min=1).float()
+    h_norm = torch.zeros(n_facts, device=device).index_add_(0, rows.fact_of_row, h.norm(dim=1)) / counts
+    max_norm = hp.clamp_norm_factor * h_norm  # per fact
+
+    delta = torch.zeros(n_facts, width, device=device, requires_grad=True)
+    opt = torch.optim.Adam([delta], lr=hp.z_lr)
+    active = torch.ones(n_facts, dtype=torch.bool, device=device)
+    gold = rows.enc.labels
+    valid = gold != -100
+    tlen = valid.sum(1).clamp(min=1).float()
+
+    def add_rows(row_fact: torch.Tensor, row_pos: torch.Tensor):
+        def fn(hidden: torch.Tensor) -> torch.Tensor:
+            add = torch.zeros_like(hidden)
+            add[torch.arange(hidden.shape[0], device=hidden.device), row_pos] = delta[row_fact].to(hidden.dtype)
+            return hidden + add
+        return fn
+
+    requires = [p.requires_grad for p in model.parameters()]
+    for p in model.parameters():
+        p.requires_grad_(False)
+    steps_taken = 0
+    try:
+        for step in range(hp.z_steps):
+            steps_taken = step + 1
+            with edit_output(block, add_rows(rows.fact_of_row, rows.key_pos)):
+                logits = model(input_ids=rows.enc.input_ids, attention_mask=rows.enc.attention_mask).logits
+            logp = torch.log_softmax(logits.float(), -1)
+            tok = logp.gather(2, gold.clamp(min=0)[:, :, None])[:, :, 0] * valid
+            nll_row = -(tok.sum(1) / tlen)
+            nll = torch.zeros(n_facts, device=device).index_add(0, rows.fact_of_row, nll_row) / counts
+            loss_fact = nll + hp.weight_decay * (delta.norm(dim=1) ** 2) / (h_norm ** 2).clamp(min=1e-8)
+            if kl is not None:
+                with edit_output(block, add_rows(kl.fact_of_row, kl.key_pos)):
+                    kl_logits = model(input_ids=kl.enc.input_ids, attention_mask=kl.enc.attention_mask).logits
+                kl_now = torch.log_softmax(at_positions(kl_logits, kl.enc.prompt_last).float(), -1)
+                kl_div = (kl_ref.exp() * (kl_ref - kl_now)).sum(-1)
+                loss_fact = loss_fact + hp.kl_factor * kl_div
+            with torch.no_grad():
+                active &= nll.detach() > hp.z_stop_loss
+            if progress:
+                progress(step + 1, hp.z_steps, int(active.sum()))
+            if not bool(active.any()):
+                break
+            frozen = delta.detach().clone()
+            opt.zero_grad(set_to_none=True)
+            (loss_fact * active).sum().backward()
+            opt.step()
+            with torch.no_grad():
+                delta[~active] = frozen[~active]  # early-stopped rows keep their value
+                norms = delta.norm(dim=1)
+                scale = torch.where(norms > max_norm, max_norm / norms.clamp(min=1e-12), torch.ones_like(norms))
+                delta.mul_(scale[:, None])
+    finally:
+        for p, r in zip(model.parameters(), requires, strict=True):
+            p.requires_grad_(r)
+    z = (h + delta.detach()[rows.fact_of_row]).detach()
+    return z, rows, {"z_steps": steps_taken, "z_passes": steps_taken,
+                     "z_unconverged": int(active.sum())}
+
+
+def compute(model, codec: TextCodec, requests: Sequence[Request], hp: MemitHparams, *,
+            weights, stats: CovarianceCache, fingerprint: str, corpus: Sequence[str],
+            progress: Callable[[str, int, int], None] | None = None) -> MemitDelta:
+    """The weight change that writes ``requests``; the model is left exactly as it was.
+
+    ``weights`` (:class:`editor.weights.MasterWeights`) applies each layer's share temporarily while
+    the next layer's keys are read, and restores every touched weight afterwards.
+    """
+    if not requests:
+        raise ValueError("no edit requests")
+    started = time.perf_counter()
+    spec = arch.arch_of(model)
+    layers = hp.resolve_layers(arch.num_layers(model))
+    cb = (lambda done, total, active: progress("z", done, total)) if progress else None
+    z, rows, info = compute_targets(model, codec, requests, hp, layers, progress=cb)
+    t_z = time.perf_counter() - started
+    moments = stats.moments(model, codec, fingerprint, layers, corpus, samples=hp.cov_samples)
+    last_block = model.get_submodule(spec.block_path(layers[-1]))
+    out: dict[int, LayerDelta] = {}
+    with weights.scratch(layers):
+        for i, layer in enumerate(layers):
+            proj = model.get_submodule(spec.mlp_out_path(layer))
+            keys: list[torch.Tensor] = []
+            cur: list[torch.Tensor] = []
+            with torch.no_grad(), capture_input(proj, keys), capture_output(last_block, cur):
+                model(input_ids=rows.enc.input_ids, attention_mask=rows.enc.attention_mask)
+            k = at_positions(keys[0], rows.key_pos).to(torch.float64).T            # (d_in, rows)
+            resid = (z - at_positions(cur[0], rows.key_pos).float()).to(torch.float64).T  # (d_out, rows)
+            resid = resid / (len(layers) - i)
+            factor = stats.factor(moments[layer].to(k.device), hp.mom2_weight,
+                                  key=(fingerprint, layer, hp.cov_samples, id(moments[layer])))
+            adj = solve_adjusted_keys(factor, k)                                      # (d_in, rows)
+            d = LayerDelta(resid.float().cpu(), adj.float().cpu())
+            out[layer] = d
+            weights.add(layer, d)
+            if progress:
+                progress("layers", i + 1, len(layers))
+    info.update({"facts": len(requests), "rows": int(rows.enc.input_ids.shape[0]), "layers": layers,
+                 "z_seconds": round(t_z, 3), "seconds": round(time.perf_counter() - started, 3)})
+    return MemitDelta(out, info)

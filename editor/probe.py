@@ -1,0 +1,201 @@
+"""Reading what a model says: encoding prompts, teacher-forced token accuracy, greedy exact match.
+
+Two measures, as the editing literature reports them:
+
+* **teacher-forced token accuracy** — feed prompt + target, count the target tokens the model
+  ranks first given the gold prefix;
+* **exact match** — greedy generation from the prompt reproduces every target token.
+
+Targets are encoded separately from their prompt and appended (``ids(text) + ids(target)``), the
+same way the knowledge model is trained and MEMIT/GRACE optimise, so a target has one token
+sequence whatever prompt precedes it. Models with an end-of-fact token (the default knowledge
+model) append it to every target, so "Paris" and "Paris Saint-Germain" are different answers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+
+from editor.verbalize import Prompt
+
+
+@dataclass(frozen=True, slots=True)
+class Encoded:
+    input_ids: torch.Tensor       # (rows, length), right-padded
+    attention_mask: torch.Tensor  # (rows, length)
+    labels: torch.Tensor          # (rows, length): target ids at the positions that predict them, else -100
+    prompt_last: torch.Tensor     # (rows,) index of each prompt's last token
+    subject_last: torch.Tensor    # (rows,) index of the subject's last token (or prompt_last)
+    target_lengths: torch.Tensor  # (rows,)
+
+
+class TextCodec:
+    """Tokenises prompts and targets for one model, caching target encodings."""
+
+    def __init__(self, tokenizer, *, end_of_fact: bool = False):
+        self.tokenizer = tokenizer
+        self.end_of_fact = end_of_fact and tokenizer.eos_token_id is not None
+        self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else (
+            tokenizer.eos_token_id if tokenizer.eos_token_id is not None else 0)
+        self._cache: dict[str, list[int]] = {}
+
+    def ids(self, text: str) -> list[int]:
+        got = self._cache.get(text)
+        if got is None:
+            got = self.tokenizer(text, add_special_tokens=False)["input_ids"]
+            if len(self._cache) < 200_000:
+                self._cache[text] = got
+        return got
+
+    def target_ids(self, target: str) -> list[int]:
+        ids = list(self.ids(target))
+        if self.end_of_fact:
+            ids.append(self.tokenizer.eos_token_id)
+        return ids
+
+    def prompt_ids(self, prompt: Prompt) -> tuple[list[int], int]:
+        """Prompt ids and the index of the subject's last token within them."""
+        ids = self.ids(prompt.text)
+        subject_last = len(ids) - 1
+        if prompt.subject:
+            at = prompt.text.find(prompt.subject)
+            if at >= 0:
+                head = self.ids(prompt.text[: at + len(prompt.subject)])
+                subject_last = min(max(len(head) - 1, 0), len(ids) - 1)
+        return ids, subject_last
+
+    def encode(self, prompts: Sequence[Prompt], targets: Sequence[str] | None = None,
+               device: torch.device | str = "cpu") -> Encoded:
+        rows, labels, plast, slast, tlen = [], [], [], [], []
+        for i, p in enumerate(prompts):
+            pid, s_last = self.prompt_ids(p)
+            tid = self.target_ids(targets[i] if targets is not None else p.target)
+            rows.append(pid + tid)
+            labels.append([-100] * (len(pid) - 1) + tid + [-100])
+            plast.append(len(pid) - 1)
+            slast.append(s_last)
+            tlen.append(len(tid))
+        width = max(len(r) for r in rows)
+        ids = torch.full((len(rows), width), self.pad_id, dtype=torch.long)
+        mask = torch.zeros((len(rows), width), dtype=torch.long)
+        lab = torch.full((len(rows), width), -100, dtype=torch.long)
+        for i, (r, lb) in enumerate(zip(rows, labels, strict=True)):
+            ids[i, : len(r)] = torch.tensor(r)
+            mask[i, : len(r)] = 1
+            lab[i, : len(r)] = torch.tensor(lb[: len(r)])
+        to = dict(device=device)
+        return Encoded(ids.to(**to), mask.to(**to), lab.to(**to), torch.tensor(plast, **to),
+                       torch.tensor(slast, **to), torch.tensor(tlen, **to))
+
+    def encode_prompts_left(self, prompts: Sequence[Prompt], device="cpu") -> tuple[torch.Tensor, torch.Tensor]:
+        """Left-padded prompt ids and mask, for generation."""
+        rows = [self.ids(p.text) for p in prompts]
+        width = max(len(r) for r in rows)
+        ids = torch.full((len(rows), width), self.pad_id, dtype=torch.long)
+        mask = torch.zeros((len(rows), width), dtype=torch.long)
+        for i, r in enumerate(rows):
+            ids[i, width - len(r):] = torch.tensor(r)
+            mask[i, width - len(r):] = 1
+        return ids.to(device), mask.to(device)
+
+
+def target_logits(model, enc: Encoded) -> torch.Tensor:
+    """Logits at the positions that predict target tokens, as (rows, max_target_len, vocab)."""
+    out = model(input_ids=enc.input_ids, attention_mask=enc.attention_mask).logits
+    return gather_target(out, enc)
+
+
+def gather_target(logits: torch.Tensor, enc: Encoded) -> torch.Tensor:
+    width = int(enc.target_lengths.max())
+    idx = enc.prompt_last[:, None] + torch.arange(width, device=logits.device)[None, :]
+    idx = idx.clamp(max=logits.shape[1] - 1)
+    return logits.gather(1, idx[:, :, None].expand(-1, -1, logits.shape[-1]))
+
+
+def target_token_ids(enc: Encoded) -> torch.Tensor:
+    """Gold target ids aligned with :func:`gather_target` (padded with -100)."""
+    width = int(enc.target_lengths.max())
+    idx = enc.prompt_last[:, None] + torch.arange(width, device=enc.labels.device)[None, :]
+    idx = idx.clamp(max=enc.labels.shape[1] - 1)
+    gold = enc.labels.gather(1, idx)
+    valid = torch.arange(width, device=gold.device)[None, :] < enc.target_lengths[:, None]
+    return torch.where(valid, gold, torch.full_like(gold, -100))
+
+
+@dataclass(frozen=True, slots=True)
+class Scores:
+    token_accuracy: list[float]   # per prompt, teacher-forced
+    exact: list[bool]             # per prompt, greedy generation
+    generated: list[str]          # per prompt, the greedy continuation (decoded)
+
+    def mean_token_accuracy(self) -> float:
+        return sum(self.token_accuracy) / max(len(self.token_accuracy), 1)
+
+    def exact_rate(self) -> float:
+        return sum(self.exact) / max(len(self.exact), 1)
+
+
+@torch.inference_mode()
+def teacher_forced(model, codec: TextCodec, prompts: Sequence[Prompt], *, targets=None,
+                   batch_size: int = 256) -> list[float]:
+    device = next(model.parameters()).device
+    accs: list[float] = []
+    for start in range(0, len(prompts), batch_size):
+        chunk = prompts[start: start + batch_size]
+        enc = codec.encode(chunk, None if targets is None else targets[start: start + batch_size], device)
+        logits = target_logits(model, enc)
+        gold = target_token_ids(enc)
+        hit = (logits.argmax(-1) == gold) & (gold != -100)
+        accs.extend((hit.sum(1).float() / enc.target_lengths.float()).tolist())
+    return accs
+
+
+@torch.inference_mode()
+def greedy(model, codec: TextCodec, prompts: Sequence[Prompt], *, targets=None,
+           batch_size: int = 256) -> tuple[list[bool], list[str]]:
+    """Greedy generation (KV cache on) from each prompt; exact when it starts with the target."""
+    device = next(model.parameters()).device
+    tok = codec.tokenizer
+    exact, texts = [], []
+    for start in range(0, len(prompts), batch_size):
+        chunk = prompts[start: start + batch_size]
+        golds = [codec.target_ids((targets or [p.target for p in prompts])[start + i])
+                 for i in range(len(chunk))]
+        ids, mask = codec.encode_prompts_left(chunk, device)
+        out = model.generate(input_ids=ids, attention_mask=mask, do_sample=False,
+                             max_new_tokens=max(len(g) for g in golds), pad_token_id=codec.pad_id,
+                             eos_token_id=None, use_cache=True)
+        new = out[:, ids.shape[1]:].tolist()
+        for g, n in zip(golds, new, strict=True):
+            exact.append(n[: len(g)] == g)
+            texts.append(tok.decode(n[: len(g)], skip_special_tokens=True))
+    return exact, texts
+
+
+def score(model, codec: TextCodec, prompts: Sequence[Prompt], *, targets=None,
+          batch_size: int = 256) -> Scores:
+    acc = teacher_forced(model, codec, prompts, targets=targets, batch_size=batch_size)
+    exact, texts = greedy(model, codec, prompts, targets=targets, batch_size=batch_size)
+    return Scores(acc, exact, texts)
+
+
+@torch.inference_mode()
+def continuations(model, codec: TextCodec, prompts: Sequence[Prompt], *, max_new_tokens: int = 8,
+                  batch_size: int = 256) -> list[str]:
+    """Greedy continuation of each prompt, cut at the end-of-fact token when the model has one."""
+    device = next(model.parameters()).device
+    eos = codec.tokenizer.eos_token_id
+    out_texts: list[str] = []
+    for start in range(0, len(prompts), batch_size):
+        chunk = prompts[start: start + batch_size]
+        ids, mask = codec.encode_prompts_left(chunk, device)
+        out = model.generate(input_ids=ids, attention_mask=mask, do_sample=False, max_new_tokens=max_new_tokens,
+                             pad_token_id=codec.pad_id, eos_token_id=None, use_cache=True)
+        for row in out[:, ids.shape[1]:].tolist():
+            if codec.end_of_fact and eos in row:
+                row = row[: row.index(eos)]
+            out_texts.append(codec.tokenizer.decode(row, skip_special_tokens=True))
+    return out_texts

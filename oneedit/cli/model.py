@@ -1,0 +1,378 @@
+"""``oneedit model ...``: the language model side — train, check, ask, edit, undo, list edits."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from oneedit.cli.options import JsonOpt, WorkspaceOpt
+from oneedit.cli.output import Steps, console, handle_errors, print_json
+
+model_app = typer.Typer(help="The language model: train the default, check it, ask it, edit it, undo edits.",
+                        no_args_is_help=True)
+
+ModelOpt = Annotated[Optional[str], typer.Option(
+    "--model", "-m", help="A Hugging Face hub id or a local model directory (default: the workspace's "
+                          "model, normally its own knowledge model).")]
+DeviceOpt = Annotated[Optional[str], typer.Option("--device", help="cpu or cuda (default: the workspace config).")]
+DtypeOpt = Annotated[Optional[str], typer.Option("--dtype", help="fp32, bf16 or fp16 (default: the workspace config).")]
+CorpusOpt = Annotated[Optional[list[Path]], typer.Option(
+    "--corpus", help="Text (.txt, one text per line) or JSONL ({\"text\": ...}) files for MEMIT's key "
+                     "statistics; needed for real models, the default model uses its KG.")]
+SamplesOpt = Annotated[Optional[int], typer.Option("--cov-samples", help="Texts read for the key statistics.")]
+MethodOpt = Annotated[str, typer.Option("--method", help="memit (weights, batched) or grace (codebook, lifelong).")]
+
+
+def _ws(workspace):
+    from oneedit.workspace import Workspace
+
+    return Workspace.open(workspace)
+
+
+def open_model(ws, model, device, dtype, corpus=None, cov_samples=None, step=None):
+    from oneedit.models import open_model as _open
+
+    return _open(ws, model, device=device, dtype=dtype, corpus=corpus, cov_samples=cov_samples, progress=step)
+
+
+class EpochBar:
+    """A rich progress bar over training epochs (nothing in --json mode)."""
+
+    def __init__(self, enabled: bool, total: int):
+        self.enabled, self.total = enabled, total
+        self.progress = None
+
+    def __enter__(self):
+        if self.enabled:
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+            self.progress = Progress(TextColumn("[bold]Training"), BarColumn(), MofNCompleteColumn(),
+                                     TextColumn("epochs · recall {task.fields[recall]:.1%} · loss {task.fields[loss]:.3f}"),
+                                     TimeElapsedColumn(), console=console(), transient=False)
+            self.progress.__enter__()
+            self.task = self.progress.add_task("train", total=self.total, recall=0.0, loss=0.0)
+        return self
+
+    def __call__(self, row: dict) -> None:
+        if self.progress is not None:
+            self.progress.update(self.task, completed=row["epoch"], recall=row["recall"], loss=row["loss"])
+
+    def __exit__(self, *exc):
+        if self.progress is not None:
+            self.progress.__exit__(*exc)
+
+
+def quality_table(quality: dict, title: str):
+    from rich.table import Table
+
+    from oneedit.models import GATE
+
+    t = Table(title=title, title_justify="left")
+    for col in ("templates", "prompts", "exact match", "token accuracy", "gate"):
+        t.add_column(col, justify="right" if col != "templates" else "left")
+    for split in ("train", "heldout"):
+        q = quality[split]
+        ok = q["exact_match"] >= GATE[split]
+        t.add_row(split, f"{q['prompts']:,}", f"{q['exact_match']:.1%}", f"{q['token_accuracy']:.1%}",
+                  f"[green]≥ {GATE[split]:.0%}[/]" if ok else f"[red]< {GATE[split]:.0%}[/]")
+    return t
+
+
+@model_app.command()
+@handle_errors
+def train(
+    workspace: WorkspaceOpt = None,
+    force: Annotated[bool, typer.Option("--force", help="Train even when the cache has this model.")] = False,
+    seed: Annotated[int, typer.Option(help="Random seed (same KG + seed = same model).")] = 0,
+    as_json: JsonOpt = False,
+) -> None:
+    """Train the default knowledge model on the workspace's KG (cached by KG content hash)."""
+    from editor.knowledge import TrainConfig
+    from oneedit.models import train_default
+
+    config = TrainConfig(seed=seed)
+    with _ws(workspace) as ws:
+        with Steps(not as_json) as step:
+            step("Verbalising the KG's facts")
+            from oneedit.models import training_facts
+
+            facts, _ = training_facts(ws)
+        with EpochBar(not as_json, config.max_epochs) as bar:
+            card = train_default(ws, config=config, force=force, progress=bar, facts=facts)
+    _print_card(card, as_json)
+
+
+def _print_card(card: dict, as_json: bool) -> None:
+    summary = {k: card.get(k) for k in ("name", "content_hash", "facts", "relations", "parameters", "epochs",
+                                        "train_seconds", "torch_threads", "cache", "kg", "quality")}
+    if as_json:
+        print_json(summary)
+        return
+    c = console()
+    how = "from the cache" if card.get("cache") == "hit" else f"trained in {card['train_seconds']:.0f} s"
+    c.print(f"Knowledge model [bold]{card['content_hash']}[/]: {card['facts']:,} facts, "
+            f"{card['parameters']:,} parameters, {card['epochs']} epochs ({how}).")
+    if card.get("quality"):
+        c.print(quality_table(card["quality"], "Recall of the KG's facts"))
+
+
+@model_app.command()
+@handle_errors
+def check(
+    workspace: WorkspaceOpt = None,
+    model: ModelOpt = None,
+    device: DeviceOpt = None,
+    dtype: DtypeOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Measure how well the model recalls the KG: exact match on training and held-out templates.
+
+    The quality gate (for the default model): ≥ 97% on training templates, ≥ 85% held out.
+    """
+    from oneedit.knowledge import kg_facts, verbalizer
+    from oneedit.models import gate_passed, measure_quality_loaded
+
+    with _ws(workspace) as ws:
+        with Steps(not as_json) as step:
+            em = open_model(ws, model, device, dtype, step=step)
+            step("Asking the model about every fact it should know")
+            facts = kg_facts(ws.kg)
+            quality = measure_quality_loaded(em.model, em.codec, facts, verbalizer(ws.kg.schema))
+        out = {"model": em.loaded.name, "edits": len(em.manifest), **quality,
+               "gate": {"train": 0.97, "heldout": 0.85}, "passed": gate_passed(quality)}
+    if as_json:
+        print_json(out)
+    else:
+        c = console()
+        c.print(quality_table(quality, f"Model {out['model']} ({out['edits']} edits) against the KG"))
+        c.print("Quality gate: " + ("[green]passed[/]" if out["passed"] else "[red]not met[/]"))
+    if not out["passed"] and (model in (None, "default")):
+        raise typer.Exit(1)
+
+
+@model_app.command()
+@handle_errors
+def info(workspace: WorkspaceOpt = None, model: ModelOpt = None, device: DeviceOpt = None,
+         dtype: DtypeOpt = None, as_json: JsonOpt = False) -> None:
+    """What model this is: architecture, size, fingerprint, card, edits."""
+    from editor import arch
+
+    with _ws(workspace) as ws:
+        with Steps(not as_json) as step:
+            em = open_model(ws, model, device, dtype, step=step)
+        m = em.model
+        out = {"model": em.loaded.name, "architecture": em.loaded.model_type,
+               "layers": arch.num_layers(m), "parameters": sum(p.numel() for p in m.parameters()),
+               "device": str(em.loaded.device), "dtype": str(em.loaded.dtype).replace("torch.", ""),
+               "fingerprint": em.loaded.fingerprint, "hparams": em.hp.name,
+               "memit_layers": em.hp.memit.resolve_layers(arch.num_layers(m)),
+               "key_position": em.hp.memit.key_position, "grace_layer": em.grace.layer,
+               "edits": len(em.manifest), "grace_entries": len(em.grace.codebook),
+               "card": {k: v for k, v in (em.loaded.card or {}).items() if k != "history"}}
+    if as_json:
+        print_json(out)
+        return
+    from rich.table import Table
+
+    t = Table(show_header=False, title=f"Model {out['model']}", title_justify="left")
+    t.add_column("key", style="bold")
+    t.add_column("value")
+    for k, v in out.items():
+        if k != "card":
+            t.add_row(k.replace("_", " "), f"{v:,}" if isinstance(v, int) else str(v))
+    console().print(t)
+
+
+@model_app.command()
+@handle_errors
+def ask(
+    prompt: Annotated[str, typer.Argument(help='Text for the model to continue, e.g. "The capital of France is".')],
+    workspace: WorkspaceOpt = None,
+    model: ModelOpt = None,
+    device: DeviceOpt = None,
+    dtype: DtypeOpt = None,
+    max_tokens: Annotated[int, typer.Option(help="Tokens to generate at most.")] = 12,
+    as_json: JsonOpt = False,
+) -> None:
+    """Greedy continuation of PROMPT by the (edited) model."""
+    from oneedit.models import generate
+
+    with _ws(workspace) as ws:
+        with Steps(not as_json) as step:
+            em = open_model(ws, model, device, dtype, step=step)
+            text = generate(em, prompt, max_tokens)
+    if as_json:
+        print_json({"model": em.loaded.name, "prompt": prompt, "completion": text})
+    else:
+        console().print(f"{prompt}[bold green]{text}[/]", highlight=False)
+
+
+@model_app.command()
+@handle_errors
+def edit(
+    subject: Annotated[str, typer.Argument(help="Subject: entity id, label or alias.")],
+    relation: Annotated[str, typer.Argument(help="Relation id or phrase.")],
+    object: Annotated[str, typer.Argument(help="New object: an entity (id/label/alias) or, for a new name, the text.")],
+    workspace: WorkspaceOpt = None,
+    method: MethodOpt = "memit",
+    edit_id: Annotated[Optional[str], typer.Option("--id", help="Edit id (default: next free m<N>).")] = None,
+    model: ModelOpt = None,
+    device: DeviceOpt = None,
+    dtype: DtypeOpt = None,
+    corpus: CorpusOpt = None,
+    cov_samples: SamplesOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Write one fact into the model only (the KG is not changed; `oneedit kg add` changes the KG).
+
+    The model is asked the fact with every training template of the relation before and after.
+    """
+    from oneedit.models import edit_fact
+
+    with _ws(workspace) as ws:
+        with Steps(not as_json) as step:
+            em = open_model(ws, model, device, dtype, corpus, cov_samples, step=step)
+            step(f"Editing with {method.upper()}")
+            out = edit_fact(ws, em, subject, relation, object, method=method, edit_id=edit_id)
+    if as_json:
+        print_json(out)
+        return
+    from rich.table import Table
+
+    t = Table(title=f"Edit {out['edit']} ({out['method']}, {out['seconds']:.2f} s)", title_justify="left")
+    for col in ("prompt", "before", "after"):
+        t.add_column(col)
+    for row in out["prompts"]:
+        t.add_row(row["prompt"], row["before"], f"[green]{row['after']}[/]" if row["ok"] else f"[red]{row['after']}[/]")
+    console().print(t)
+
+
+@model_app.command()
+@handle_errors
+def undo(
+    edit_id: Annotated[str, typer.Argument(help="The model edit to take back (see `oneedit model edits`).")],
+    workspace: WorkspaceOpt = None,
+    model: ModelOpt = None,
+    device: DeviceOpt = None,
+    dtype: DtypeOpt = None,
+    corpus: CorpusOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Undo a model edit; later MEMIT edits that stop holding are re-written."""
+    with _ws(workspace) as ws:
+        with Steps(not as_json) as step:
+            em = open_model(ws, model, device, dtype, corpus, step=step)
+            step(f"Undoing {edit_id}")
+            report = em.undo(edit_id)
+    if as_json:
+        print_json(report)
+        return
+    c = console()
+    c.print(f"Undid {report['method']} edit [bold]{edit_id}[/].")
+    if report["rechecked"]:
+        c.print(f"Re-checked {report['rechecked']} later edits; re-applied {len(report['reapplied'])}.")
+
+
+@model_app.command("edits")
+@handle_errors
+def list_edits(workspace: WorkspaceOpt = None, model: ModelOpt = None, as_json: JsonOpt = False) -> None:
+    """The edits written into the model, oldest first."""
+    import json
+
+    from oneedit.models import DEFAULT, state_dir
+
+    with _ws(workspace) as ws:
+        f = state_dir(ws, model or ws.config.model.name or DEFAULT) / "edits.json"
+        edits = json.loads(f.read_text(encoding="utf-8"))["edits"] if f.is_file() else []
+    rows = [{"id": e["id"], "method": e["method"], "created": e["created"], "facts": len(e["requests"]),
+             "first": (e["requests"][0]["prompts"][0]["text"] + e["requests"][0]["target"]) if e["requests"] else ""}
+            for e in edits]
+    if as_json:
+        print_json(rows)
+        return
+    from rich.table import Table
+
+    t = Table(title=f"{len(rows)} model edits", title_justify="left")
+    for col in ("id", "method", "created", "facts", "first fact"):
+        t.add_column(col)
+    for r in rows:
+        t.add_row(r["id"], r["method"], r["created"], str(r["facts"]), r["first"])
+    console().print(t)
+
+
+def eval_command(
+    workspace: WorkspaceOpt = None,
+    method: MethodOpt = "memit",
+    edits: Annotated[int, typer.Option("--edits", "-n", help="Number of counterfactual edits.")] = 100,
+    batch_size: Annotated[Optional[int], typer.Option("--batch-size", "-b", help="Edits per MEMIT batch "
+                                                      "(default: all at once; 1 with --sequential).")] = None,
+    sequential: Annotated[bool, typer.Option("--sequential", help="Edit one batch after another and "
+                                             "evaluate right after each.")] = False,
+    seed: Annotated[int, typer.Option(help="Seed for drawing the cases.")] = 0,
+    report: Annotated[Optional[Path], typer.Option("--report", help="Write result.json, report.md and "
+                                                   "metrics.png here.")] = None,
+    model: ModelOpt = None,
+    device: DeviceOpt = None,
+    dtype: DtypeOpt = None,
+    corpus: CorpusOpt = None,
+    cov_samples: SamplesOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Measure editing: reliability, generality, locality, portability on counterfactual edits.
+
+    Runs on a copy of the model in memory: the workspace's model and its edits are not changed.
+    """
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from editor.evaluate import METRICS, run, write_report
+    from oneedit.core import OneEditError
+    from oneedit.evaluation import make_cases
+
+    if method not in ("memit", "grace"):
+        raise OneEditError(f"Unknown method {method!r}.", hint="Use --method memit or --method grace.")
+    if edits < 1:
+        raise OneEditError("--edits must be at least 1.")
+    with _ws(workspace) as ws:
+        with Steps(not as_json) as step:
+            em = open_model(ws, model, device, dtype, corpus, cov_samples, step=step)
+            em.persist = False
+            step(f"Drawing {edits} edit cases from the KG")
+            cases = make_cases(ws, edits, seed=seed)
+        prog = None
+        if not as_json:
+            prog = Progress(TextColumn(f"[bold]{method.upper()}"), BarColumn(), MofNCompleteColumn(),
+                            TextColumn("edits"), TimeElapsedColumn(), console=console())
+            prog.__enter__()
+            task = prog.add_task("edits", total=edits)
+        try:
+            result = run(em, cases, method=method, batch_size=batch_size, sequential=sequential,
+                         progress=(lambda what, done, total: prog.update(task, completed=done)) if prog else None)
+        finally:
+            if prog:
+                prog.__exit__(None, None, None)
+        result["model"] = em.loaded.name
+        result["seed"] = seed
+        if report:
+            result["report"] = write_report(result, cases, report,
+                                            title=f"{method.upper()} on {em.loaded.name}: {edits} edits")
+    if as_json:
+        print_json(result)
+        return
+    from rich.table import Table
+
+    mode = "sequential" if sequential else "batch"
+    t = Table(title=f"{method.upper()}, {edits} edits ({mode}, batch {result['batch_size']}): "
+                    f"{result['edit_seconds']:.1f} s, {result['edits_per_second'] or 0:.2f} edits/s",
+              title_justify="left")
+    for col in ("metric", "exact match", "token accuracy", "before (exact)", "probes"):
+        t.add_column(col, justify="left" if col == "metric" else "right")
+    for m in METRICS:
+        a, b = result["after"][m], result["before"][m]
+        f = (lambda x: "–" if x is None else f"{x:.1%}")
+        t.add_row(m, f(a["exact_match"]), f(a["token_accuracy"]), f(b["exact_match"]), str(a["probes"]))
+    c = console()
+    c.print(t)
+    if report:
+        c.print(f"Report: {result['report']['markdown']} (plot {result['report']['plot']})")

@@ -1,0 +1,280 @@
+"""The model side of a workspace: the default knowledge model, opening editable models, quality.
+
+* ``ensure_default_model(ws)`` trains the knowledge model on the workspace's KG when the workspace
+  has none. Trained models are cached by content hash under ``$ONEEDIT_CACHE`` (default
+  ``~/.cache/oneedit/models``), so a second workspace over the same KG copies instead of training.
+* ``open_model(ws, name)`` gives an :class:`editor.session.EditableModel` with the workspace's
+  saved edits re-applied. ``name`` is ``default`` (the knowledge model in ``<ws>/model/base``), a
+  hub id or a local directory; each model keeps its own edits under ``<ws>/models/<slug>/``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from oneedit.core import OneEditError
+from oneedit.core.slug import slugify
+
+DEFAULT = "default"
+GATE = {"train": 0.97, "heldout": 0.85}
+
+
+def base_dir(ws) -> Path:
+    return ws.root / "model" / "base"
+
+
+def state_dir(ws, name: str) -> Path:
+    if name == DEFAULT:
+        return ws.root / "model" / "edits"
+    return ws.root / "models" / slugify(name) / "edits"
+
+
+def model_cache() -> Path:
+    from editor.covariance import cache_root
+
+    return cache_root() / "models"
+
+
+# -- the default knowledge model -------------------------------------------------------------------
+def training_facts(ws):
+    from oneedit.knowledge import kg_facts, verbalizer
+
+    return kg_facts(ws.kg), verbalizer(ws.kg.schema)
+
+
+def train_default(ws, *, config=None, force: bool = False, progress: Callable[[dict], None] | None = None,
+                  facts=None) -> dict:
+    """Train (or fetch from the cache) the knowledge model for the workspace's KG; returns its card."""
+    from editor.knowledge import TrainConfig, content_hash, read_card, train, write_card
+    from oneedit.knowledge import kg_info
+
+    config = config or TrainConfig()
+    if facts is None:
+        facts, verb = training_facts(ws)
+    else:
+        from oneedit.knowledge import verbalizer
+
+        verb = verbalizer(ws.kg.schema)
+    key = content_hash(facts, verb, config)
+    cached = model_cache() / key
+    card = read_card(cached)
+    if card is None or force or "quality" not in card:
+        tmp = cached.with_name(cached.name + f".tmp{os.getpid()}")
+        shutil.rmtree(tmp, ignore_errors=True)
+        result = train(facts, verb, tmp, config=config, kg_info=kg_info(ws.kg, facts), progress=progress)
+        card = result.card
+        card["quality"] = measure_quality(tmp, facts, verb)
+        card["quality"]["passed"] = gate_passed(card["quality"])
+        write_card(tmp, card)
+        if cached.exists():
+            shutil.rmtree(cached)
+        tmp.rename(cached)
+        card["cache"] = "trained"
+    else:
+        card["cache"] = "hit"
+    dest = base_dir(ws)
+    if dest.exists():
+        shutil.rmtree(dest)
+    shutil.copytree(cached, dest)
+    edits = state_dir(ws, DEFAULT)
+    if edits.exists():  # edits were made to the previous base model; they do not carry over
+        shutil.rmtree(edits)
+    return card
+
+
+def measure_quality(path, facts, verb, *, device: str = "cpu") -> dict:
+    from editor.loading import load
+
+    loaded = load(path, device=device)
+    return measure_quality_loaded(loaded.model, loaded.codec(), facts, verb)
+
+
+def measure_quality_loaded(model, codec, facts, verb) -> dict:
+    """Exact match (greedy) and teacher-forced token accuracy on training and held-out templates."""
+    from editor.probe import score
+
+    out = {}
+    for split in ("train", "heldout"):
+        prompts = [p for f in facts for p in verb.prompts(f, split)]
+        s = score(model, codec, prompts)
+        per_rel: dict[str, list[bool]] = {}
+        for p, ok in zip(prompts, s.exact, strict=True):
+            per_rel.setdefault(p.relation, []).append(ok)
+        out[split] = {"prompts": len(prompts), "exact_match": round(s.exact_rate(), 4),
+                      "token_accuracy": round(s.mean_token_accuracy(), 4),
+                      "by_relation": {r: round(sum(v) / len(v), 4) for r, v in sorted(per_rel.items())}}
+    return out
+
+
+def gate_passed(quality: dict) -> bool:
+    return all(quality[s]["exact_match"] >= GATE[s] for s in GATE)
+
+
+def has_default(ws) -> bool:
+    return (base_dir(ws) / "config.json").is_file()
+
+
+def default_card(ws) -> dict | None:
+    from editor.knowledge import read_card
+
+    return read_card(base_dir(ws))
+
+
+# -- opening models ----------------------------------------------------------------------------------
+def read_corpus(paths: Sequence[str | Path]) -> list[str]:
+    """Texts from .txt (one text per non-empty line) and .jsonl (a "text" field per line) files."""
+    texts: list[str] = []
+    for p in paths:
+        p = Path(p)
+        files = sorted(f for f in p.rglob("*") if f.suffix in {".txt", ".jsonl"}) if p.is_dir() else [p]
+        if not files:
+            raise OneEditError(f"No .txt or .jsonl files in {p}.", hint="--corpus takes text or JSONL files.")
+        for f in files:
+            if not f.is_file():
+                raise OneEditError(f"Corpus file not found: {f}")
+            with f.open(encoding="utf-8") as fh:
+                for n, line in enumerate(fh, 1):
+                    line = line.strip()
+                    if not line:
+                        continue
+                    if f.suffix == ".jsonl":
+                        try:
+                            obj = json.loads(line)
+                        except json.JSONDecodeError as exc:
+                            raise OneEditError(f"{f}:{n}: not JSON ({exc.msg}).",
+                                               hint='Each line of a .jsonl corpus is {"text": "..."}.') from None
+                        if not isinstance(obj, dict) or not isinstance(obj.get("text"), str):
+                            raise OneEditError(f'{f}:{n}: expected an object with a "text" string.')
+                        texts.append(obj["text"])
+                    else:
+                        texts.append(line)
+    return texts
+
+
+def kg_corpus(ws) -> list[str]:
+    """The default model's covariance corpus: the sentences it was trained on."""
+    facts, verb = training_facts(ws)
+    return [p.sentence for f in facts for p in verb.prompts(f, "train")]
+
+
+def open_model(ws, name: str | None = None, *, device: str | None = None, dtype: str | None = None,
+               corpus: Sequence[str | Path] | None = None, cov_samples: int | None = None,
+               progress: Callable[[str], None] | None = None):
+    """An editable model with the workspace's saved edits for it re-applied."""
+    from editor import hparams as hp_mod
+    from editor.loading import load
+    from editor.session import EditableModel
+
+    cfg = ws.config.model
+    name = name or cfg.name
+    device = device or cfg.device
+    dtype = dtype or cfg.dtype
+    step = progress or (lambda msg: None)
+    if name == DEFAULT:
+        if not has_default(ws):
+            raise OneEditError("This workspace has no knowledge model yet.",
+                               hint="Train it with `oneedit model train` (a few minutes on a laptop).")
+        path = str(base_dir(ws))
+    else:
+        path = name
+    step(f"Loading model {name}")
+    started = time.perf_counter()
+    loaded = load(path, device=device, dtype=dtype)
+    loaded.name = name
+    corpus = corpus if corpus is not None else (cfg.corpus or None)
+    if corpus:
+        source = (lambda: read_corpus(corpus))
+    elif loaded.is_knowledge_model:
+        source = (lambda: kg_corpus(ws))
+    else:
+        source = ()
+    hp = hp_mod.load(loaded.hparams_name)
+    if cov_samples or cfg.cov_samples:
+        hp = hp_mod.Hparams(hp.name, hp.memit.replace(cov_samples=cov_samples or cfg.cov_samples), hp.grace, hp.notes)
+    step("Re-applying saved edits")
+    em = EditableModel(loaded, state_dir(ws, name), corpus=source, hparams=hp)
+    em.open_seconds = time.perf_counter() - started
+    return em
+
+
+# -- using models ------------------------------------------------------------------------------------
+def generate(em, prompt: str, max_tokens: int = 12) -> str:
+    """Greedy continuation, stopping at the end-of-text token."""
+    import torch
+
+    if not prompt.strip():
+        raise OneEditError("The prompt is empty.", hint='Give text to continue, e.g. "The capital of France is".')
+    tok = em.codec.tokenizer
+    ids = torch.tensor([em.codec.ids(prompt)], device=em.loaded.device)
+    with torch.inference_mode():
+        out = em.model.generate(input_ids=ids, attention_mask=torch.ones_like(ids), do_sample=False,
+                                max_new_tokens=max_tokens, pad_token_id=em.codec.pad_id,
+                                eos_token_id=tok.eos_token_id)
+    return tok.decode(out[0, ids.shape[1]:], skip_special_tokens=True)
+
+
+def fact_requests(ws, triples, *, split: str = "train"):
+    """MEMIT/GRACE requests for KG triples: every prompt template of the relation, labels from the KG."""
+    from editor.memit import Request
+    from oneedit.knowledge import Labeller, verbalizer
+
+    verb = verbalizer(ws.kg.schema)
+    label = Labeller(ws.kg)
+    out = []
+    for t in triples:
+        f = label.fact(t)
+        prompts = verb.prompts(f, split)
+        if not prompts:
+            raise OneEditError(f"Relation {t.relation!r} has no {split} template ending in {{object}}.",
+                               hint="Add one to the schema's templates to edit this relation in the model.")
+        out.append(Request.of(prompts))
+    return out
+
+
+def next_edit_id(em, prefix: str = "m") -> str:
+    taken = set(em.edit_ids())
+    n = len(taken) + 1
+    while f"{prefix}{n}" in taken:
+        n += 1
+    return f"{prefix}{n}"
+
+
+def edit_fact(ws, em, subject: str, relation: str, obj: str, *, method: str = "memit",
+              edit_id: str | None = None) -> dict:
+    """Write (subject, relation, obj) into the model only; before/after on each training prompt."""
+    from editor.memit import Request
+    from editor.probe import greedy
+    from editor.verbalize import Fact
+
+    kg = ws.kg
+    s = kg.resolve_entity(subject)
+    rel = kg.resolve_relation(relation)
+    try:
+        o = kg.resolve_entity(obj)
+        o_id, o_label = o.id, o.label
+    except OneEditError:
+        o_id, o_label = "", obj.strip()
+    if not o_label:
+        raise OneEditError("The new object is empty.")
+    from oneedit.knowledge import verbalizer
+
+    prompts = verbalizer(kg.schema).prompts(Fact(s.label, rel.id, o_label, s.id, o_id), "train")
+    if not prompts:
+        raise OneEditError(f"Relation {rel.id!r} has no training template that ends with the object.")
+    req = Request.of(prompts)
+    edit_id = edit_id or next_edit_id(em)
+    _, before = greedy(em.model, em.codec, prompts)
+    started = time.perf_counter()
+    em.edit(edit_id, [req], method)
+    seconds = time.perf_counter() - started
+    ok, after = greedy(em.model, em.codec, prompts)
+    return {"edit": edit_id, "method": method, "seconds": round(seconds, 3),
+            "fact": {"subject": s.id, "relation": rel.id, "object": o_id or o_label},
+            "prompts": [{"prompt": p.text, "target": p.target.strip(), "before": b.strip(), "after": a.strip(),
+                         "ok": k} for p, b, a, k in zip(prompts, before, after, ok, strict=True)],
+            "holds": all(ok)}

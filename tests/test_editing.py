@@ -1,0 +1,191 @@
+"""MEMIT and GRACE on the test knowledge model: invariants, persistence, undo, the KV cache."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from editor.covariance import CovarianceCache, solve_adjusted_keys
+from editor.memit import compute_targets
+from editor.probe import greedy, target_logits
+from oneedit.knowledge import kg_triples, verbalizer
+from oneedit.models import fact_requests, open_model
+from oneedit.workspace import Workspace
+
+
+def _counterfactuals(ws, n: int, relation: str = "capital"):
+    """``n`` facts of ``relation`` rewritten to another subject's object (a rotation)."""
+    from oneedit.core import Triple
+
+    facts = [t for t in kg_triples(ws.kg) if t.relation == relation][: n + 1]
+    return [Triple(t.subject, t.relation, facts[(i + 1) % len(facts)].object) for i, t in enumerate(facts[:n])]
+
+
+def _probe_prompts(ws):
+    facts = __import__("oneedit.knowledge", fromlist=["kg_facts"]).kg_facts(ws.kg)
+    verb = verbalizer(ws.kg.schema)
+    return [verb.prompt(f, "train") for f in facts]
+
+
+def _logits(em, prompts):
+    with torch.no_grad():
+        return torch.cat([target_logits(em.model, em.codec.encode(prompts[i:i + 256]))[:, 0]
+                          for i in range(0, len(prompts), 256)])
+
+
+def test_memit_batch_compute_untouched_apply_edits(copy_ws):
+    with Workspace.open(copy_ws) as ws:
+        em = open_model(ws)
+        reqs = fact_requests(ws, _counterfactuals(ws, 8))
+        before = {n: p.detach().clone() for n, p in em.model.named_parameters()}
+        delta = em.compute_memit(reqs)
+        assert all(torch.equal(before[n], p) for n, p in em.model.named_parameters())
+        assert delta.stats["facts"] == 8 and delta.stats["rows"] == sum(len(r.prompts) for r in reqs)
+        record = em.apply_memit("b1", reqs, delta)
+        assert record.method == "memit" and record.deltas == [delta]
+        hits = [ok for r in reqs for ok in greedy(em.model, em.codec, list(r.prompts), targets=[r.target] * len(r.prompts))[0]]
+        assert sum(hits) / len(hits) >= 0.9
+
+
+def test_batched_z_matches_one_fact_at_a_time(knowledge_ws):
+    """Rows do not interact: the batched optimisation finds the same targets as the per-fact loop."""
+    with Workspace.open(knowledge_ws) as ws:
+        em = open_model(ws)
+        reqs = fact_requests(ws, _counterfactuals(ws, 4))
+        hp = em.hp.memit.replace(kl_factor=0.0, z_stop_loss=0.0, z_steps=10)
+        layers = hp.resolve_layers(4)
+        z_batch, _, _ = compute_targets(em.model, em.codec, reqs, hp, layers)
+        z_single, _, info = compute_targets(em.model, em.codec, reqs, hp.replace(z_batch=1), layers)
+    assert info["z_passes"] == 4 * 10
+    assert torch.allclose(z_batch, z_single, atol=1e-4, rtol=1e-4)
+
+
+def test_edits_persist_across_restart(copy_ws):
+    with Workspace.open(copy_ws) as ws:
+        em = open_model(ws)
+        cf = _counterfactuals(ws, 6)
+        em.edit("m1", fact_requests(ws, cf[:4]), "memit")
+        em.edit("g1", fact_requests(ws, cf[4:]), "grace")
+        probes = _probe_prompts(ws)
+        live = _logits(em, probes)
+        edited = [p for r in fact_requests(ws, cf) for p in r.prompts]
+        live_edited = greedy(em.model, em.codec, edited, targets=[p.target for p in edited])
+    with Workspace.open(copy_ws) as ws:
+        again = open_model(ws)
+        assert again.edit_ids() == ["m1", "g1"]
+        assert (_logits(again, probes) - live).abs().max() <= 1e-5
+        assert greedy(again.model, again.codec, edited, targets=[p.target for p in edited]) == live_edited
+
+
+def test_undo_latest_restores_every_probe(copy_ws):
+    with Workspace.open(copy_ws) as ws:
+        em = open_model(ws)
+        probes = _probe_prompts(ws)
+        base = _logits(em, probes)
+        cf = _counterfactuals(ws, 6)
+        em.edit("m1", fact_requests(ws, cf[:3]), "memit")
+        mid = _logits(em, probes)
+        em.edit("m2", fact_requests(ws, cf[3:]), "memit")
+        assert (_logits(em, probes) - mid).abs().max() > 1e-3
+        report = em.undo("m2")
+        assert report["latest"] and report["rechecked"] == 0
+        assert (_logits(em, probes) - mid).abs().max() <= 1e-4
+        em.edit("g1", fact_requests(ws, cf[3:]), "grace")
+        em.undo("g1")
+        assert (_logits(em, probes) - mid).abs().max() <= 1e-4
+        em.undo("m1")
+        assert (_logits(em, probes) - base).abs().max() <= 1e-4
+    with Workspace.open(copy_ws) as ws:  # and on disk: no edits left
+        assert open_model(ws).edit_ids() == []
+
+
+def test_undo_older_memit_edit_rechecks_later_ones(copy_ws):
+    with Workspace.open(copy_ws) as ws:
+        em = open_model(ws)
+        cf = _counterfactuals(ws, 6)
+        em.edit("m1", fact_requests(ws, cf[:3]), "memit")
+        em.edit("m2", fact_requests(ws, cf[3:]), "memit")
+        report = em.undo("m1")
+        assert not report["latest"] and report["rechecked"] == 1
+        later = fact_requests(ws, cf[3:])
+        assert all(em.holds(later))  # held all along, or re-applied
+        first = fact_requests(ws, cf[:3])
+        assert sum(em.holds(first)) <= 1  # the undone facts are gone
+
+
+def test_grace_generation_with_kv_cache(copy_ws):
+    """The key is read at the prompt's last token; new tokens (one per pass) keep the decision."""
+    with Workspace.open(copy_ws) as ws:
+        em = open_model(ws)
+        # a multi-token object: the edit must hold for every generated token
+        cf = [t for t in _counterfactuals(ws, 30) if len(em.codec.target_ids(" " + ws.kg.label(t.object))) >= 3][:2]
+        assert cf, "the subset should have a capital with a multi-token name"
+        reqs = fact_requests(ws, cf)
+        em.edit("g1", reqs, "grace")
+        prompts = [r.prompts[0] for r in reqs]
+        ids, mask = em.codec.encode_prompts_left(prompts)
+        n = max(len(em.codec.target_ids(r.target)) for r in reqs)
+        with torch.no_grad():
+            cached = em.model.generate(input_ids=ids, attention_mask=mask, max_new_tokens=n, do_sample=False,
+                                       use_cache=True, pad_token_id=em.codec.pad_id)
+            uncached = em.model.generate(input_ids=ids, attention_mask=mask, max_new_tokens=n, do_sample=False,
+                                         use_cache=False, pad_token_id=em.codec.pad_id)
+        assert torch.equal(cached, uncached)
+        assert greedy(em.model, em.codec, prompts, targets=[r.target for r in reqs])[0] == [True] * len(reqs)
+
+
+def test_grace_removal_deletes_exactly_its_entries(copy_ws):
+    with Workspace.open(copy_ws) as ws:
+        em = open_model(ws)
+        cf = _counterfactuals(ws, 4)
+        em.edit("g1", fact_requests(ws, cf[:2]), "grace")
+        em.edit("g2", fact_requests(ws, cf[2:]), "grace")
+        owners = set(em.grace.codebook.owner)
+        assert owners == {"g1#0", "g1#1", "g2#0", "g2#1"}
+        em.undo("g1")
+        book = em.grace.codebook
+        assert set(book.owner) == {"g2#0", "g2#1"}
+        alone = type(book)(book.distance)
+        for e in book.log:
+            alone.add(e)
+        assert torch.equal(book.keys, alone.keys) and torch.equal(book.radii, alone.radii)
+
+
+def test_covariance_cached_on_disk(knowledge_ws, tmp_path, monkeypatch):
+    import editor.covariance as cov
+
+    with Workspace.open(knowledge_ws) as ws:
+        em = open_model(ws)
+        cache = CovarianceCache(tmp_path / "stats")
+        texts = list(em.corpus())[:200]
+        first = cache.moments(em.model, em.codec, em.loaded.fingerprint, [1, 2], texts, samples=200)
+        files = sorted(p.name for p in (tmp_path / "stats" / em.loaded.fingerprint).glob("*.pt"))
+        assert len(files) == 2 and all(f"-{len(texts)}.pt" in f for f in files)
+
+        def boom(*a, **k):
+            raise AssertionError("recomputed although cached")
+
+        monkeypatch.setattr(cov, "compute_moments", boom)
+        again = CovarianceCache(tmp_path / "stats").moments(em.model, em.codec, em.loaded.fingerprint, [1, 2],
+                                                            texts, samples=200)
+        assert all(torch.equal(first[k], again[k]) for k in (1, 2))
+        # a different corpus is a different key
+        with pytest.raises(AssertionError, match="recomputed"):
+            CovarianceCache(tmp_path / "stats").moments(em.model, em.codec, em.loaded.fingerprint, [1],
+                                                        texts[:50], samples=200)
+    c = first[1]
+    assert c.dtype == torch.float64 and torch.allclose(c, c.T)
+
+
+def test_woodbury_solve_matches_direct():
+    torch.manual_seed(0)
+    d, n = 40, 7
+    a = torch.randn(d, 3 * d, dtype=torch.float64)
+    c = a @ a.T / (3 * d)
+    k = torch.randn(d, n, dtype=torch.float64)
+    lam = 5.0
+    cache = CovarianceCache("/nonexistent")
+    factor = cache.factor(c, lam, key=("x",))
+    direct = torch.linalg.solve(lam * c + 1e-6 * torch.diagonal(lam * c).mean() * torch.eye(d) + k @ k.T, k)
+    assert torch.allclose(solve_adjusted_keys(factor, k), direct, atol=1e-8)
+    assert cache.factor(c, lam, key=("x",)) is factor  # cached

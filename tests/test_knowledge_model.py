@@ -1,0 +1,83 @@
+"""The default knowledge model: trained from the KG, a standard HF directory, cached, gated."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from editor.knowledge import TrainConfig, read_card, train
+from oneedit.knowledge import kg_facts, verbalizer
+from oneedit.models import base_dir, measure_quality_loaded, model_cache, train_default
+from oneedit.workspace import Workspace
+from tests.conftest import TEST_TRAIN
+
+
+def test_trained_model_is_a_standard_hf_directory_with_a_card(knowledge_ws):
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    path = base_dir(Workspace.open(knowledge_ws))
+    model = AutoModelForCausalLM.from_pretrained(path)
+    tok = AutoTokenizer.from_pretrained(path)
+    assert model.config.model_type == "gpt2" and model.config.n_layer == 4
+    assert tok.eos_token == "<|endoftext|>"
+    card = read_card(path)
+    assert card["name"] == "oneedit-knowledge"
+    assert card["kg"]["revision"] >= 1 and card["kg"]["facts"] == card["facts"] > 100
+    assert len(card["content_hash"]) == 16
+    assert card["quality"]["train"]["exact_match"] >= 0.97
+    assert card["quality"]["passed"] in (True, False)
+    assert {"train", "heldout"} <= set(card["quality"])
+    assert card["train_seconds"] > 0 and card["epochs"] >= 1
+
+
+def test_quality_is_measured_not_copied(knowledge_ws):
+    """`check` re-measures: the numbers come from running the model on the KG's prompts."""
+    with Workspace.open(knowledge_ws) as ws:
+        from oneedit.models import open_model
+
+        em = open_model(ws)
+        facts = kg_facts(ws.kg)
+        q = measure_quality_loaded(em.model, em.codec, facts, verbalizer(ws.kg.schema))
+        card = read_card(base_dir(ws))
+    assert q["train"]["prompts"] == card["quality"]["train"]["prompts"]
+    assert q["train"]["exact_match"] == pytest.approx(card["quality"]["train"]["exact_match"], abs=1e-9)
+    assert set(q["train"]["by_relation"]) == set(card["relations"])
+
+
+def test_cached_by_content_hash(knowledge_ws, tmp_path):
+    """A second workspace over the same KG copies the model from the cache instead of training."""
+    import shutil
+
+    dest = tmp_path / "ws"
+    shutil.copytree(knowledge_ws, dest)
+    shutil.rmtree(dest / "model")
+    with Workspace.open(dest) as ws:
+        card = train_default(ws, config=TrainConfig(**TEST_TRAIN))
+    assert card["cache"] == "hit"
+    assert (base_dir(Workspace.open(dest)) / "model.safetensors").is_file()
+    assert any(p.name == card["content_hash"] for p in model_cache().iterdir())
+
+
+def test_training_is_deterministic(knowledge_ws, tmp_path):
+    with Workspace.open(knowledge_ws) as ws:
+        facts = kg_facts(ws.kg)[:40]
+        verb = verbalizer(ws.kg.schema)
+    cfg = TrainConfig(n_layer=2, n_embd=64, n_head=2, vocab_size=512, max_epochs=3, stop_at=1.0)
+    a = train(facts, verb, tmp_path / "a", config=cfg)
+    b = train(facts, verb, tmp_path / "b", config=cfg)
+    assert [h["loss"] for h in a.history] == [h["loss"] for h in b.history]
+    assert (tmp_path / "a" / "model.safetensors").read_bytes() == (tmp_path / "b" / "model.safetensors").read_bytes()
+    assert json.loads((tmp_path / "a" / "tokenizer.json").read_text()) == \
+        json.loads((tmp_path / "b" / "tokenizer.json").read_text())
+
+
+def test_train_refuses_no_facts(tmp_path):
+    with pytest.raises(ValueError):
+        train([], verbalizer_of({}), tmp_path / "m")
+
+
+def verbalizer_of(templates):
+    from editor.verbalize import Verbalizer
+
+    return Verbalizer(templates)
