@@ -34,7 +34,7 @@ import torch
 from editor import arch
 from editor.hparams import GraceHparams
 from editor.hooks import at_positions, capture_input
-from editor.probe import TextCodec
+from editor.probe import TextCodec, fact_nll_at_targets, step_active
 from editor.verbalize import Prompt
 
 
@@ -282,9 +282,6 @@ class GraceAdapter:
             init = torch.zeros(n, base.shape[1], device=device).index_add_(0, owner_t, base) / counts
             values = init.clone().requires_grad_(True)
             opt = torch.optim.Adam([values], lr=self.hp.value_lr)
-            gold = enc.labels
-            valid = gold != -100
-            tlen = valid.sum(1).clamp(min=1).float()
             requires = [p.requires_grad for p in self.model.parameters()]
             for p in self.model.parameters():
                 p.requires_grad_(False)
@@ -298,23 +295,14 @@ class GraceAdapter:
                     steps = step + 1
                     self._override = (values[owner_t], torch.ones(len(prompts), dtype=torch.bool, device=device))
                     with self.reading_at(pos):
-                        logits = self.model(input_ids=enc.input_ids, attention_mask=enc.attention_mask).logits
-                    logp = torch.log_softmax(logits.float(), -1)
-                    tok = logp.gather(2, gold.clamp(min=0)[:, :, None])[:, :, 0] * valid
-                    nll_row = -(tok.sum(1) / tlen)
-                    nll = torch.zeros(n, device=device).index_add(0, owner_t, nll_row) / counts[:, 0]
+                        nll = fact_nll_at_targets(self.model, enc, owner_t, n)
                     with torch.no_grad():
                         active &= nll.detach() > self.hp.stop_loss
                     if progress:
                         progress(step + 1, self.hp.value_steps)
                     if not bool(active.any()):
                         break
-                    frozen = values.detach().clone()
-                    opt.zero_grad(set_to_none=True)
-                    (nll * active).sum().backward()
-                    opt.step()
-                    with torch.no_grad():
-                        values[~active] = frozen[~active]
+                    step_active(opt, values, nll, active)
             finally:
                 self._override = None
                 self.codebook = saved_book

@@ -33,13 +33,14 @@ class TrainConfig:
     n_embd: int = 256
     n_head: int = 4
     n_positions: int = 64
-    vocab_size: int = 4096
+    vocab_size: int = 8192
     batch_size: int = 64
     lr: float = 2e-3
     weight_decay: float = 0.01
     warmup_epochs: float = 1.0
-    max_epochs: int = 40
+    max_epochs: int = 12
     stop_at: float = 0.995   # stop once this share of training prompts is recalled (teacher-forced, all tokens)
+    phrasing_share: float = 0.15  # facts that also teach the held-out phrasings (see phrasing_fact)
     seed: int = 0
     threads: int | None = None
 
@@ -84,8 +85,33 @@ def train_tokenizer(texts: Sequence[str], vocab_size: int):
                                    pad_token=EOS, unk_token=None, model_max_length=1024)
 
 
-def training_prompts(facts: Sequence[Fact], verbalizer: Verbalizer) -> list[Prompt]:
-    return [p for f in facts for p in verbalizer.prompts(f, "train")]
+def phrasing_fact(fact: Fact, share: float) -> bool:
+    """Whether ``fact`` is one of the ``share`` of facts that also teach the held-out phrasings.
+
+    A model trained from scratch has seen no language but its training sentences: a phrasing it
+    never met ("Which city is the capital of X?") means nothing to it. So the held-out templates
+    are taught on a fixed share of the facts (chosen by a stable hash), and held-out quality is
+    measured on the *other* facts only — (fact, phrasing) pairs the model never saw, which is the
+    generalisation MEMIT's paraphrase test needs.
+    """
+    if share <= 0:
+        return False
+    digest = hashlib.sha1(f"{fact.subject}\x1f{fact.relation}".encode()).digest()
+    return int.from_bytes(digest[:4], "big") / 2**32 < share
+
+
+def training_prompts(facts: Sequence[Fact], verbalizer: Verbalizer, share: float = 0.0) -> list[Prompt]:
+    out = []
+    for f in facts:
+        out += verbalizer.prompts(f, "train")
+        if phrasing_fact(f, share):
+            out += verbalizer.prompts(f, "heldout")
+    return out
+
+
+def heldout_prompts(facts: Sequence[Fact], verbalizer: Verbalizer, share: float = 0.0) -> list[Prompt]:
+    """Held-out phrasings of the facts that were never trained with them."""
+    return [p for f in facts if not phrasing_fact(f, share) for p in verbalizer.prompts(f, "heldout")]
 
 
 def train(facts: Sequence[Fact], verbalizer: Verbalizer, out: str | Path, *,
@@ -98,8 +124,11 @@ def train(facts: Sequence[Fact], verbalizer: Verbalizer, out: str | Path, *,
     import torch
     from transformers import GPT2Config, GPT2LMHeadModel
 
+    from transformers.utils import logging as hf_logging
+
     from editor.probe import TextCodec
 
+    hf_logging.set_verbosity_error()
     if not facts:
         raise ValueError("no facts to train on")
     out = Path(out)
@@ -109,7 +138,7 @@ def train(facts: Sequence[Fact], verbalizer: Verbalizer, out: str | Path, *,
     random.seed(config.seed)
     torch.manual_seed(config.seed)
 
-    prompts = training_prompts(facts, verbalizer)
+    prompts = training_prompts(facts, verbalizer, config.phrasing_share)
     labels = sorted({f.subject for f in facts} | {f.object for f in facts})
     tokenizer = train_tokenizer([p.sentence for p in prompts] + labels, config.vocab_size)
     codec = TextCodec(tokenizer, end_of_fact=True)
@@ -136,13 +165,15 @@ def train(facts: Sequence[Fact], verbalizer: Verbalizer, out: str | Path, *,
     history: list[dict] = []
     epoch = 0
     for epoch in range(1, config.max_epochs + 1):
-        order = torch.randperm(len(prompts), generator=gen).tolist()
         correct = seen = 0
         loss_sum = 0.0
+        order = torch.randperm(len(prompts), generator=gen).tolist()
         for start in range(0, len(order), config.batch_size):
             batch = [prompts[i] for i in order[start: start + config.batch_size]]
             enc = codec.encode(batch)
-            # The LM head only where a target token is predicted (a quarter of the compute otherwise).
+            # Mixed batches learn faster than length-sorted ones (measured: sorted batches hold one
+            # template each and recall trailed by half at epoch 7), so pad; and apply the LM head
+            # only where a target token is predicted (a quarter of the compute otherwise).
             hidden = model.transformer(input_ids=enc.input_ids, attention_mask=enc.attention_mask).last_hidden_state
             where = enc.labels != -100
             logits = model.lm_head(hidden[where])

@@ -104,6 +104,7 @@ def load(name_or_path: str | Path, *, device: str | torch.device = "cpu",
     dev = resolve_device(device)
     dt = resolve_dtype(dtype)
     hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()  # stdout stays clean for --json
     path = Path(name).expanduser()
     if path.is_dir():
         if not (path / "config.json").is_file():

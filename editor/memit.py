@@ -36,7 +36,7 @@ from editor import arch
 from editor.covariance import CovarianceCache, solve_adjusted_keys
 from editor.hooks import at_positions, capture_input, capture_output, edit_output
 from editor.hparams import MemitHparams
-from editor.probe import Encoded, TextCodec
+from editor.probe import Encoded, TextCodec, fact_nll_at_targets, step_active
 from editor.verbalize import Prompt
 
 log = logging.getLogger(__name__)
@@ -124,7 +124,7 @@ def compute_targets(model, codec: TextCodec, requests: Sequence[Request], hp: Me
     """
     device = next(model.parameters()).device
     if hp.z_batch and hp.z_batch < len(requests):
-        zs, rows_all, steps = [], [], []
+        zs, steps = [], []
         for start in range(0, len(requests), hp.z_batch):
             z, rows, info = compute_targets(model, codec, requests[start: start + hp.z_batch],
                                             hp.replace(z_batch=0), layers, progress=None)
@@ -160,9 +160,6 @@ def compute_targets(model, codec: TextCodec, requests: Sequence[Request], hp: Me
     delta = torch.zeros(n_facts, width, device=device, requires_grad=True)
     opt = torch.optim.Adam([delta], lr=hp.z_lr)
     active = torch.ones(n_facts, dtype=torch.bool, device=device)
-    gold = rows.enc.labels
-    valid = gold != -100
-    tlen = valid.sum(1).clamp(min=1).float()
 
     def add_rows(row_fact: torch.Tensor, row_pos: torch.Tensor):
         def fn(hidden: torch.Tensor) -> torch.Tensor:
@@ -179,11 +176,7 @@ def compute_targets(model, codec: TextCodec, requests: Sequence[Request], hp: Me
         for step in range(hp.z_steps):
             steps_taken = step + 1
             with edit_output(block, add_rows(rows.fact_of_row, rows.key_pos)):
-                logits = model(input_ids=rows.enc.input_ids, attention_mask=rows.enc.attention_mask).logits
-            logp = torch.log_softmax(logits.float(), -1)
-            tok = logp.gather(2, gold.clamp(min=0)[:, :, None])[:, :, 0] * valid
-            nll_row = -(tok.sum(1) / tlen)
-            nll = torch.zeros(n_facts, device=device).index_add(0, rows.fact_of_row, nll_row) / counts
+                nll = fact_nll_at_targets(model, rows.enc, rows.fact_of_row, n_facts)
             loss_fact = nll + hp.weight_decay * (delta.norm(dim=1) ** 2) / (h_norm ** 2).clamp(min=1e-8)
             if kl is not None:
                 with edit_output(block, add_rows(kl.fact_of_row, kl.key_pos)):
@@ -197,12 +190,8 @@ def compute_targets(model, codec: TextCodec, requests: Sequence[Request], hp: Me
                 progress(step + 1, hp.z_steps, int(active.sum()))
             if not bool(active.any()):
                 break
-            frozen = delta.detach().clone()
-            opt.zero_grad(set_to_none=True)
-            (loss_fact * active).sum().backward()
-            opt.step()
+            step_active(opt, delta, loss_fact, active)
             with torch.no_grad():
-                delta[~active] = frozen[~active]  # early-stopped rows keep their value
                 norms = delta.norm(dim=1)
                 scale = torch.where(norms > max_norm, max_norm / norms.clamp(min=1e-12), torch.ones_like(norms))
                 delta.mul_(scale[:, None])

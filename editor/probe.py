@@ -140,7 +140,13 @@ class Scores:
 
 @torch.inference_mode()
 def teacher_forced(model, codec: TextCodec, prompts: Sequence[Prompt], *, targets=None,
-                   batch_size: int = 256) -> list[float]:
+                   batch_size: int = 256, all_correct: list[bool] | None = None) -> list[float]:
+    """Per prompt, the share of target tokens ranked first given the gold prefix.
+
+    If ``all_correct`` is given, it receives per prompt whether *every* target token was ranked
+    first — which is exactly whether greedy decoding reproduces the target (each greedy step then
+    sees the gold prefix), so one forward pass gives exact match without generating.
+    """
     device = next(model.parameters()).device
     accs: list[float] = []
     for start in range(0, len(prompts), batch_size):
@@ -148,8 +154,11 @@ def teacher_forced(model, codec: TextCodec, prompts: Sequence[Prompt], *, target
         enc = codec.encode(chunk, None if targets is None else targets[start: start + batch_size], device)
         logits = target_logits(model, enc)
         gold = target_token_ids(enc)
-        hit = (logits.argmax(-1) == gold) & (gold != -100)
+        valid = gold != -100
+        hit = (logits.argmax(-1) == gold) & valid
         accs.extend((hit.sum(1).float() / enc.target_lengths.float()).tolist())
+        if all_correct is not None:
+            all_correct.extend((hit | ~valid).all(1).tolist())
     return accs
 
 
@@ -199,3 +208,32 @@ def continuations(model, codec: TextCodec, prompts: Sequence[Prompt], *, max_new
                 row = row[: row.index(eos)]
             out_texts.append(codec.tokenizer.decode(row, skip_special_tokens=True))
     return out_texts
+
+
+# -- shared by the optimisers (MEMIT's z, GRACE's values) --------------------------------------------
+def step_active(opt, param: torch.Tensor, loss: torch.Tensor, active: torch.Tensor) -> None:
+    """One optimiser step on the rows of ``param`` that are still active; stopped rows stay put
+    (Adam's momentum would otherwise keep moving them)."""
+    frozen = param.detach().clone()
+    opt.zero_grad(set_to_none=True)
+    (loss * active).sum().backward()
+    opt.step()
+    with torch.no_grad():
+        param[~active] = frozen[~active]
+
+
+def fact_nll_at_targets(model, enc: Encoded, owner: torch.Tensor, n_facts: int) -> torch.Tensor:
+    """:func:`fact_nll`, with the LM head applied only where a target token is predicted.
+
+    The full (rows × length × vocab) logits are most of an optimisation step's memory traffic;
+    targets are a few positions per row.
+    """
+    hidden = model.base_model(input_ids=enc.input_ids, attention_mask=enc.attention_mask).last_hidden_state
+    where = enc.labels != -100
+    logits = model.get_output_embeddings()(hidden[where]).float()
+    tok = torch.log_softmax(logits, -1).gather(1, enc.labels[where][:, None])[:, 0]
+    rows = where.nonzero()[:, 0]
+    per_row = -torch.zeros(where.shape[0], device=tok.device).index_add(0, rows, tok) / \
+        where.sum(1).clamp(min=1).float()
+    counts = torch.bincount(owner, minlength=n_facts).clamp(min=1).float()
+    return torch.zeros(n_facts, device=tok.device).index_add(0, owner, per_row) / counts

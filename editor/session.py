@@ -22,7 +22,6 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
-import torch
 
 from editor import hparams as hparams_mod
 from editor.covariance import CovarianceCache

@@ -29,7 +29,6 @@ def make_cases(ws, n: int, *, seed: int = 0, relations=None, locality_per_kind: 
     """``n`` cases over the model's base relations, no two on the same (subject, relation)."""
     from editor.evaluate import Case
     from editor.memit import Request
-    from editor.verbalize import Fact
     from oneedit.knowledge import Labeller, kg_triples, model_relations, verbalizer
 
     kg = ws.kg

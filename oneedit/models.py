@@ -91,23 +91,38 @@ def measure_quality(path, facts, verb, *, device: str = "cpu") -> dict:
     from editor.loading import load
 
     loaded = load(path, device=device)
-    return measure_quality_loaded(loaded.model, loaded.codec(), facts, verb)
+    return measure_quality_loaded(loaded.model, loaded.codec(), facts, verb, share=_share(loaded.card))
 
 
-def measure_quality_loaded(model, codec, facts, verb) -> dict:
-    """Exact match (greedy) and teacher-forced token accuracy on training and held-out templates."""
-    from editor.probe import score
+def _share(card: dict | None) -> float:
+    return float(((card or {}).get("train_config") or {}).get("phrasing_share", 0.0))
+
+
+def measure_quality_loaded(model, codec, facts, verb, *, share: float = 0.0) -> dict:
+    """Exact match and teacher-forced token accuracy on training and held-out templates.
+
+    Held-out: the facts' held-out phrasings, for the facts that never taught those phrasings
+    (see :func:`editor.knowledge.phrasing_fact`). Exact match is greedy decoding's, computed from
+    one teacher-forced pass (all target tokens ranked first ⇔ greedy reproduces the target).
+    """
+    from editor.knowledge import heldout_prompts
+    from editor.probe import teacher_forced
 
     out = {}
     for split in ("train", "heldout"):
-        prompts = [p for f in facts for p in verb.prompts(f, split)]
-        s = score(model, codec, prompts)
+        if split == "train":
+            prompts = [p for f in facts for p in verb.prompts(f, "train")]
+        else:
+            prompts = heldout_prompts(facts, verb, share)
+        exact: list[bool] = []
+        acc = teacher_forced(model, codec, prompts, all_correct=exact)
         per_rel: dict[str, list[bool]] = {}
-        for p, ok in zip(prompts, s.exact, strict=True):
+        for p, ok in zip(prompts, exact, strict=True):
             per_rel.setdefault(p.relation, []).append(ok)
-        out[split] = {"prompts": len(prompts), "exact_match": round(s.exact_rate(), 4),
-                      "token_accuracy": round(s.mean_token_accuracy(), 4),
+        out[split] = {"prompts": len(prompts), "exact_match": round(sum(exact) / max(len(exact), 1), 4),
+                      "token_accuracy": round(sum(acc) / max(len(acc), 1), 4),
                       "by_relation": {r: round(sum(v) / len(v), 4) for r, v in sorted(per_rel.items())}}
+    out["phrasing_share"] = share
     return out
 
 

@@ -38,7 +38,8 @@ def test_quality_is_measured_not_copied(knowledge_ws):
 
         em = open_model(ws)
         facts = kg_facts(ws.kg)
-        q = measure_quality_loaded(em.model, em.codec, facts, verbalizer(ws.kg.schema))
+        q = measure_quality_loaded(em.model, em.codec, facts, verbalizer(ws.kg.schema),
+                                   share=card_share(em))
         card = read_card(base_dir(ws))
     assert q["train"]["prompts"] == card["quality"]["train"]["prompts"]
     assert q["train"]["exact_match"] == pytest.approx(card["quality"]["train"]["exact_match"], abs=1e-9)
@@ -81,3 +82,7 @@ def verbalizer_of(templates):
     from editor.verbalize import Verbalizer
 
     return Verbalizer(templates)
+
+
+def card_share(em) -> float:
+    return em.loaded.card["train_config"]["phrasing_share"]

@@ -29,12 +29,32 @@ def test_readme_opens_with_two_commands():
     test = next(line for line in ci if "-m pytest" in line)
     assert f"{setup} && {test}".replace("install -q ", "install ") == second
 
+MODEL_COMMANDS = ("model ", "eval ")
+
+
+def test_model_examples_run(copy_ws, tmp_path, monkeypatch):
+    """The model examples, on the test suite's knowledge model (a subset of the shipped KG)."""
+    monkeypatch.chdir(tmp_path)
+    runner = CliRunner()
+    lines = [line for line in re.findall(r"^\$ oneedit (.+)$", README.read_text(), re.M)
+             if line.startswith(MODEL_COMMANDS)]
+    assert len(lines) >= 6
+    outputs = []
+    for line in lines:
+        res = runner.invoke(app, shlex.split(line) + ["-w", str(copy_ws)])
+        assert res.exit_code == 0, (line, res.output)
+        outputs.append(res.output)
+    assert "Paris" in outputs[0] and "Rome" in outputs[2]
+    assert (tmp_path / "eval-report" / "metrics.png").is_file()
+
+
 def test_console_examples_run_on_the_shipped_kg(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     runner = CliRunner()
     ws = tmp_path / "ws"
     assert runner.invoke(app, ["init", "-w", str(ws), "--no-model"]).exit_code == 0
-    lines = re.findall(r"^\$ oneedit (.+)$", README.read_text(), re.M)
+    lines = [line for line in re.findall(r"^\$ oneedit (.+)$", README.read_text(), re.M)
+             if not line.startswith(MODEL_COMMANDS)]
     assert len(lines) >= 8
     for line in lines:
         args = shlex.split(line)

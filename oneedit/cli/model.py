@@ -132,14 +132,15 @@ def check(
     The quality gate (for the default model): ≥ 97% on training templates, ≥ 85% held out.
     """
     from oneedit.knowledge import kg_facts, verbalizer
-    from oneedit.models import gate_passed, measure_quality_loaded
+    from oneedit.models import _share, gate_passed, measure_quality_loaded
 
     with _ws(workspace) as ws:
         with Steps(not as_json) as step:
             em = open_model(ws, model, device, dtype, step=step)
             step("Asking the model about every fact it should know")
             facts = kg_facts(ws.kg)
-            quality = measure_quality_loaded(em.model, em.codec, facts, verbalizer(ws.kg.schema))
+            quality = measure_quality_loaded(em.model, em.codec, facts, verbalizer(ws.kg.schema),
+                                             share=_share(em.loaded.card))
         out = {"model": em.loaded.name, "edits": len(em.manifest), **quality,
                "gate": {"train": 0.97, "heldout": 0.85}, "passed": gate_passed(quality)}
     if as_json:
