@@ -33,7 +33,7 @@ import torch
 
 from editor import arch
 from editor.hparams import GraceHparams
-from editor.hooks import at_positions, capture_input
+from editor.hooks import PROMPT_LAST, at_positions, capture_input
 from editor.probe import TextCodec, fact_nll_at_targets, step_active
 from editor.verbalize import Prompt
 
@@ -229,7 +229,9 @@ class GraceAdapter:
             start = torch.zeros(b, dtype=torch.long, device=dev)   # every new token follows the prompt
             rows = self._rows
         else:
-            pos = self._positions if self._positions is not None else torch.full((b,), t - 1, device=dev)
+            pos = self._positions if self._positions is not None else PROMPT_LAST.get()
+            if pos is None or len(pos) != b:
+                pos = torch.full((b,), t - 1, device=dev)
             pos = pos.to(dev)
             start = pos
             rows = self.lookup(at_positions(x, pos)) if len(self.codebook) else torch.full((b,), -1, device=dev)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from contextvars import ContextVar
 
 import torch
 from torch import nn
@@ -51,3 +52,17 @@ def at_positions(hidden: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
     """``hidden[i, positions[i]]`` for each row: (rows, dim)."""
     rows = torch.arange(hidden.shape[0], device=hidden.device)
     return hidden[rows, positions.to(hidden.device)]
+
+
+#: Per-row index of each prompt's last token during a teacher-forced pass over prompt + target;
+#: key-reading adapters (GRACE) read it, since the last position of such a batch is not the prompt's.
+PROMPT_LAST: ContextVar[torch.Tensor | None] = ContextVar("prompt_last", default=None)
+
+
+@contextmanager
+def reading_prompts(positions: torch.Tensor) -> Iterator[None]:
+    token = PROMPT_LAST.set(positions)
+    try:
+        yield
+    finally:
+        PROMPT_LAST.reset(token)

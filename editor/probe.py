@@ -104,7 +104,10 @@ class TextCodec:
 
 def target_logits(model, enc: Encoded) -> torch.Tensor:
     """Logits at the positions that predict target tokens, as (rows, max_target_len, vocab)."""
-    out = model(input_ids=enc.input_ids, attention_mask=enc.attention_mask).logits
+    from editor.hooks import reading_prompts
+
+    with reading_prompts(enc.prompt_last):
+        out = model(input_ids=enc.input_ids, attention_mask=enc.attention_mask).logits
     return gather_target(out, enc)
 
 
