@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from contextlib import contextmanager
+
 import pytest
 import torch
 
@@ -19,6 +21,20 @@ def _counterfactuals(ws, n: int, relation: str = "capital"):
 
     facts = [t for t in kg_triples(ws.kg) if t.relation == relation][: n + 1]
     return [Triple(t.subject, t.relation, facts[(i + 1) % len(facts)].object) for i, t in enumerate(facts[:n])]
+
+
+@contextmanager
+def _edited(root, n: int, *plan: tuple[str, str, slice]):
+    """Open the workspace's model and apply ``(edit id, method, slice of n counterfactuals)`` edits.
+
+    Yields ``(ws, em, counterfactuals)``.
+    """
+    with Workspace.open(root) as ws:
+        em = open_model(ws)
+        cf = _counterfactuals(ws, n)
+        for edit_id, method, part in plan:
+            em.edit(edit_id, fact_requests(ws, cf[part]), method)
+        yield ws, em, cf
 
 
 def _probe_prompts(ws):
@@ -61,11 +77,7 @@ def test_batched_z_matches_one_fact_at_a_time(knowledge_ws):
 
 
 def test_edits_persist_across_restart(copy_ws):
-    with Workspace.open(copy_ws) as ws:
-        em = open_model(ws)
-        cf = _counterfactuals(ws, 6)
-        em.edit("m1", fact_requests(ws, cf[:4]), "memit")
-        em.edit("g1", fact_requests(ws, cf[4:]), "grace")
+    with _edited(copy_ws, 6, ("m1", "memit", slice(0, 4)), ("g1", "grace", slice(4, 6))) as (ws, em, cf):
         probes = _probe_prompts(ws)
         live = _logits(em, probes)
         edited = [p for r in fact_requests(ws, cf) for p in r.prompts]
@@ -100,11 +112,7 @@ def test_undo_latest_restores_every_probe(copy_ws):
 
 
 def test_undo_older_memit_edit_rechecks_later_ones(copy_ws):
-    with Workspace.open(copy_ws) as ws:
-        em = open_model(ws)
-        cf = _counterfactuals(ws, 6)
-        em.edit("m1", fact_requests(ws, cf[:3]), "memit")
-        em.edit("m2", fact_requests(ws, cf[3:]), "memit")
+    with _edited(copy_ws, 6, ("m1", "memit", slice(0, 3)), ("m2", "memit", slice(3, 6))) as (ws, em, cf):
         report = em.undo("m1")
         assert not report["latest"] and report["rechecked"] == 1
         later = fact_requests(ws, cf[3:])
@@ -135,11 +143,7 @@ def test_grace_generation_with_kv_cache(copy_ws):
 
 
 def test_grace_removal_deletes_exactly_its_entries(copy_ws):
-    with Workspace.open(copy_ws) as ws:
-        em = open_model(ws)
-        cf = _counterfactuals(ws, 4)
-        em.edit("g1", fact_requests(ws, cf[:2]), "grace")
-        em.edit("g2", fact_requests(ws, cf[2:]), "grace")
+    with _edited(copy_ws, 4, ("g1", "grace", slice(0, 2)), ("g2", "grace", slice(2, 4))) as (ws, em, cf):
         owners = set(em.grace.codebook.owner)
         assert owners == {"g1#0", "g1#1", "g2#0", "g2#1"}
         em.undo("g1")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -35,6 +36,13 @@ def open_model(ws, model, device, dtype, corpus=None, cov_samples=None, step=Non
     from oneedit.models import open_model as _open
 
     return _open(ws, model, device=device, dtype=dtype, corpus=corpus, cov_samples=cov_samples, progress=step)
+
+
+@contextmanager
+def opened(workspace, as_json: bool, model=None, device=None, dtype=None, corpus=None, cov_samples=None):
+    """The workspace and its editable model, under a spinner (none with --json): ``(ws, em, step)``."""
+    with _ws(workspace) as ws, Steps(not as_json) as step:
+        yield ws, open_model(ws, model, device, dtype, corpus, cov_samples, step=step), step
 
 
 class EpochBar:
@@ -134,13 +142,11 @@ def check(
     from oneedit.knowledge import kg_facts, verbalizer
     from oneedit.models import _share, gate_passed, measure_quality_loaded
 
-    with _ws(workspace) as ws:
-        with Steps(not as_json) as step:
-            em = open_model(ws, model, device, dtype, step=step)
-            step("Asking the model about every fact it should know")
-            facts = kg_facts(ws.kg)
-            quality = measure_quality_loaded(em.model, em.codec, facts, verbalizer(ws.kg.schema),
-                                             share=_share(em.loaded.card))
+    with opened(workspace, as_json, model, device, dtype) as (ws, em, step):
+        step("Asking the model about every fact it should know")
+        facts = kg_facts(ws.kg)
+        quality = measure_quality_loaded(em.model, em.codec, facts, verbalizer(ws.kg.schema),
+                                         share=_share(em.loaded.card))
         out = {"model": em.loaded.name, "edits": len(em.manifest), **quality,
                "gate": {"train": 0.97, "heldout": 0.85}, "passed": gate_passed(quality)}
     if as_json:
@@ -160,9 +166,7 @@ def info(workspace: WorkspaceOpt = None, model: ModelOpt = None, device: DeviceO
     """What model this is: architecture, size, fingerprint, card, edits."""
     from editor import arch
 
-    with _ws(workspace) as ws:
-        with Steps(not as_json) as step:
-            em = open_model(ws, model, device, dtype, step=step)
+    with opened(workspace, as_json, model, device, dtype) as (ws, em, _):
         m = em.model
         out = {"model": em.loaded.name, "architecture": em.loaded.model_type,
                "layers": arch.num_layers(m), "parameters": sum(p.numel() for p in m.parameters()),
@@ -200,10 +204,8 @@ def ask(
     """Greedy continuation of PROMPT by the (edited) model."""
     from oneedit.models import generate
 
-    with _ws(workspace) as ws:
-        with Steps(not as_json) as step:
-            em = open_model(ws, model, device, dtype, step=step)
-            text = generate(em, prompt, max_tokens)
+    with opened(workspace, as_json, model, device, dtype) as (ws, em, _):
+        text = generate(em, prompt, max_tokens)
     if as_json:
         print_json({"model": em.loaded.name, "prompt": prompt, "completion": text})
     else:
@@ -232,11 +234,9 @@ def edit(
     """
     from oneedit.models import edit_fact
 
-    with _ws(workspace) as ws:
-        with Steps(not as_json) as step:
-            em = open_model(ws, model, device, dtype, corpus, cov_samples, step=step)
-            step(f"Editing with {method.upper()}")
-            out = edit_fact(ws, em, subject, relation, object, method=method, edit_id=edit_id)
+    with opened(workspace, as_json, model, device, dtype, corpus, cov_samples) as (ws, em, step):
+        step(f"Editing with {method.upper()}")
+        out = edit_fact(ws, em, subject, relation, object, method=method, edit_id=edit_id)
     if as_json:
         print_json(out)
         return
@@ -262,11 +262,9 @@ def undo(
     as_json: JsonOpt = False,
 ) -> None:
     """Undo a model edit; later MEMIT edits that stop holding are re-written."""
-    with _ws(workspace) as ws:
-        with Steps(not as_json) as step:
-            em = open_model(ws, model, device, dtype, corpus, step=step)
-            step(f"Undoing {edit_id}")
-            report = em.undo(edit_id)
+    with opened(workspace, as_json, model, device, dtype, corpus) as (_, em, step):
+        step(f"Undoing {edit_id}")
+        report = em.undo(edit_id)
     if as_json:
         print_json(report)
         return
