@@ -31,6 +31,26 @@ def edit_output(module: nn.Module, fn: Callable[[torch.Tensor], torch.Tensor]) -
 
 
 @contextmanager
+def frozen_prefix(blocks: list[nn.Module], output, hidden: torch.Tensor) -> Iterator[None]:
+    """Skip ``blocks`` (the first blocks of a model, in order): the last returns ``hidden``.
+
+    ``output`` is what the last block returned in a real pass (its container is reused). When an
+    optimisation only changes activations after these blocks, their output is the same at every
+    step, so each step runs only the blocks above. The blocks' own forward hooks still run.
+    """
+    def skip(*args, **kwargs):
+        return _replace(output, hidden)
+
+    for b in blocks:
+        b.forward = skip
+    try:
+        yield
+    finally:
+        for b in blocks:
+            del b.forward
+
+
+@contextmanager
 def capture_output(module: nn.Module, store: list) -> Iterator[list]:
     handle = module.register_forward_hook(lambda m, args, out: store.append(_hidden(out)))
     try:

@@ -214,15 +214,18 @@ def continuations(model, codec: TextCodec, prompts: Sequence[Prompt], *, max_new
 
 
 # -- shared by the optimisers (MEMIT's z, GRACE's values) --------------------------------------------
-def step_active(opt, param: torch.Tensor, loss: torch.Tensor, active: torch.Tensor) -> None:
-    """One optimiser step on the rows of ``param`` that are still active; stopped rows stay put
-    (Adam's momentum would otherwise keep moving them)."""
+def step_active(opt, param: torch.Tensor, loss: torch.Tensor, active: torch.Tensor,
+                owner: torch.Tensor | None = None) -> None:
+    """One optimiser step on the rows of ``param`` whose item is still active; stopped rows stay
+    put (Adam's momentum would otherwise keep moving them). ``loss`` and ``active`` are per item;
+    ``owner`` maps each row of ``param`` to its item (default: row i is item i)."""
     frozen = param.detach().clone()
     opt.zero_grad(set_to_none=True)
     (loss * active).sum().backward()
     opt.step()
+    keep = ~active if owner is None else ~active[owner]
     with torch.no_grad():
-        param[~active] = frozen[~active]
+        param[keep] = frozen[keep]
 
 
 def fact_nll_at_targets(model, enc: Encoded, owner: torch.Tensor, n_facts: int) -> torch.Tensor:

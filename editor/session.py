@@ -97,11 +97,12 @@ class EditableModel:
     def edit_ids(self) -> list[str]:
         return [m["id"] for m in self.manifest]
 
-    def compute_memit(self, requests: Sequence[Request], progress=None) -> MemitDelta:
-        """The MEMIT delta for ``requests``; the model is left untouched."""
+    def compute_memit(self, requests: Sequence[Request], progress=None, keep: Sequence[Prompt] = ()) -> MemitDelta:
+        """The MEMIT delta for ``requests``; the model is left untouched. ``keep``: prompts whose
+        answers must not move (see :func:`editor.memit.compute`)."""
         return memit_compute(self.model, self.codec, requests, self.hp.memit, weights=self.weights,
                              stats=self.stats, fingerprint=self.loaded.fingerprint,
-                             corpus=self.corpus(), progress=progress)
+                             corpus=self.corpus(), keep=keep, progress=progress)
 
     def apply_memit(self, edit_id: str, requests: Sequence[Request], delta: MemitDelta) -> UndoRecord:
         self._check_new(edit_id)
@@ -124,9 +125,10 @@ class EditableModel:
         self._save_manifest()
         return UndoRecord(edit_id, "grace", grace_entries=len(self.grace.codebook) - before)
 
-    def edit(self, edit_id: str, requests: Sequence[Request], method: str = "memit", progress=None) -> UndoRecord:
+    def edit(self, edit_id: str, requests: Sequence[Request], method: str = "memit", progress=None,
+             keep: Sequence[Prompt] = ()) -> UndoRecord:
         if method == "memit":
-            return self.apply_memit(edit_id, requests, self.compute_memit(requests, progress))
+            return self.apply_memit(edit_id, requests, self.compute_memit(requests, progress, keep))
         if method == "grace":
             return self.apply_grace(edit_id, requests, progress)
         raise OneEditError(f"Unknown editing method {method!r}.", hint="Use memit or grace.")

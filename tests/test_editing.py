@@ -63,6 +63,39 @@ def test_memit_batch_compute_untouched_apply_edits(copy_ws):
         assert sum(hits) / len(hits) >= 0.9
 
 
+def test_answer_span_adds_a_key_column_per_answer_token(knowledge_ws):
+    """``z_span=answer``: one δ per answer token that predicts the next (and the end of the fact)."""
+    with Workspace.open(knowledge_ws) as ws:
+        em = open_model(ws)
+        reqs = fact_requests(ws, _counterfactuals(ws, 4))
+        expect = sum(len(em.codec.target_ids(r.target)) * len(r.prompts) for r in reqs)
+        em.hp = em.hp.__class__(em.hp.name, em.hp.memit.replace(z_span="answer"), em.hp.grace)
+        spans = em.compute_memit(reqs).stats
+        em.hp = em.hp.__class__(em.hp.name, em.hp.memit.replace(z_span="key"), em.hp.grace)
+        keys = em.compute_memit(reqs).stats
+    assert spans["key_columns"] == expect > keys["key_columns"] == sum(len(r.prompts) for r in reqs)
+    assert spans["z_unconverged"] <= keys["z_unconverged"]
+
+
+def test_keep_prompts_move_less(knowledge_ws):
+    """Prompts passed as ``keep`` are held at their present outputs by the solve."""
+    with Workspace.open(knowledge_ws) as ws:
+        em = open_model(ws)
+        cf = _counterfactuals(ws, 12)
+        reqs = fact_requests(ws, cf[:6])
+        others = [p for r in fact_requests(ws, [t for t in kg_triples(ws.kg) if t.relation == "capital"][6:12])
+                  for p in r.prompts]
+        base = _logits(em, others)
+        moved = {}
+        for name, keep in (("free", ()), ("kept", others)):
+            delta = em.compute_memit(reqs, keep=keep)
+            em.apply_memit(name, reqs, delta)
+            moved[name] = float((_logits(em, others) - base).abs().max())
+            em.undo(name, recheck=False)
+        assert delta.stats["keep_columns"] >= len(others)
+    assert moved["kept"] < 0.5 * moved["free"]
+
+
 def test_batched_z_matches_one_fact_at_a_time(knowledge_ws):
     """Rows do not interact: the batched optimisation finds the same targets as the per-fact loop."""
     with Workspace.open(knowledge_ws) as ws:

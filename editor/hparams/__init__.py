@@ -20,6 +20,7 @@ from oneedit.core import OneEditError
 
 HERE = Path(__file__).parent
 KeyPosition = Literal["subject_last", "last"]
+ZSpan = Literal["key", "answer"]
 
 
 def _scale_layers(layers: list[int], reference: int, depth: int) -> list[int]:
@@ -43,6 +44,8 @@ class MemitHparams:
     clamp_norm_factor: float = 4.0  # |δ| ≤ factor · |h|, per fact
     weight_decay: float = 0.5
     z_batch: int = 0                # 0: all facts in one optimisation; 1: the published per-fact loop
+    z_span: ZSpan = "key"           # key: one δ per fact at the key position (published);
+    #                                 answer: also one at each answer token that predicts the next
 
     def resolve_layers(self, depth: int) -> list[int]:
         return _scale_layers(list(self.layers), self.reference_depth, depth)
