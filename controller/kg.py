@@ -99,6 +99,9 @@ class KnowledgeGraph:
             if norm == normalize(spec.label):
                 return spec
         hits = [s for s in self.schema.relations.values() if norm in {normalize(p) for p in s.phrases}]
+        if len(hits) > 1 and len([h for h in hits if not h.composite]) == 1:
+            # "born in" names born_in and the derived birth_country: the stored one is meant.
+            hits = [h for h in hits if not h.composite]
         if len(hits) == 1:
             return hits[0]
         names = self.schema.relation_names()

@@ -56,6 +56,8 @@ class Schema:
     types: dict[str, str]
     relations: dict[str, RelationSpec]
     source: Path | None = field(default=None, compare=False)
+    #: Other words people use for a type ("company" for Organization), for the interpreter.
+    type_aliases: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
     # -- lookups ---------------------------------------------------------------------------
     def relation(self, relation_id: str) -> RelationSpec:
@@ -109,6 +111,8 @@ class Schema:
         if not isinstance(raw, dict) or "relations" not in raw or "types" not in raw:
             raise SchemaError(f"{where}: expected top-level keys 'types' and 'relations'.")
         types = {name: (spec or {}).get("label", name.lower()) for name, spec in raw["types"].items()}
+        type_aliases = {name: tuple(str(a) for a in (spec or {}).get("aliases", ()))
+                        for name, spec in raw["types"].items()}
         relations: dict[str, RelationSpec] = {}
         for rid, spec in raw["relations"].items():
             relations[rid] = _relation_from_dict(rid, spec or {}, types, where)
@@ -118,6 +122,7 @@ class Schema:
             types=types,
             relations=relations,
             source=source,
+            type_aliases=type_aliases,
         )
         _check_links(schema, where)
         return schema

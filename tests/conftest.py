@@ -157,3 +157,20 @@ def copy_ws(knowledge_ws, tmp_path) -> Path:
     dest = tmp_path / "ws"
     shutil.copytree(knowledge_ws, dest)
     return dest
+
+
+@pytest.fixture(scope="module")
+def shipped_ws(tmp_path_factory):
+    """The shipped KG's workspace (no model), shared by the interpreter tests; do not change it."""
+    from oneedit.workspace import Workspace
+    from tests.interpreter_support import shipped_workspace
+
+    with Workspace.open(shipped_workspace(tmp_path_factory)) as w:
+        yield w
+
+
+@pytest.fixture(scope="module")
+def interp(shipped_ws):
+    from interpreter import Interpreter
+
+    return Interpreter.from_kg(shipped_ws.kg)

@@ -137,6 +137,11 @@ class KGStore(ABC):
         """Entities whose id, label or alias matches ``text`` (case-insensitive, then fuzzy)."""
         return self._name_index().find(text, limit=limit, type=type, fuzzy=fuzzy, cutoff=cutoff)
 
+    def match_mention(self, text: str, *, limit: int = 10, types: Iterable[str] | None = None,
+                      cutoff: float = 0.6) -> list[EntityMatch]:
+        """Candidate entities for a name written in running text (see ``NameIndex.match_mention``)."""
+        return self._name_index().match_mention(text, limit=limit, types=types, cutoff=cutoff)
+
     def _name_index(self):
         if self._names is None:
             from controller.linking import NameIndex

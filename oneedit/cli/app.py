@@ -1,4 +1,4 @@
-"""Top-level commands: ``init``, ``demo`` and the ``kg`` group."""
+"""Top-level commands: ``init``, ``demo``, ``parse`` and the ``kg`` and ``model`` groups."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from oneedit.cli.kg import kg_app
 from oneedit.cli.model import eval_command, model_app
 from oneedit.cli.options import JsonOpt, WorkspaceOpt
 from oneedit.cli.output import Steps, console, handle_errors, print_json
+from oneedit.cli.parse import parse_command
 
 app = typer.Typer(
     name="oneedit",
@@ -22,6 +23,7 @@ app = typer.Typer(
 app.add_typer(kg_app, name="kg")
 app.add_typer(model_app, name="model")
 app.command("eval")(handle_errors(eval_command))
+app.command("parse")(handle_errors(parse_command))
 
 
 def _summary_table(summary: dict):

@@ -3,7 +3,10 @@
 from oneedit.core.errors import (
     ConstraintViolation,
     ImportFormatError,
+    InputError,
+    LLMOutputError,
     OneEditError,
+    ParseError,
     RevisionError,
     SchemaError,
     StoreError,
@@ -21,10 +24,29 @@ from oneedit.core.types import (
     Triple,
     is_valid_id,
 )
+from oneedit.core.intents import (
+    INTENT_OPS,
+    EditIntent,
+    ExplainAbout,
+    IntentOp,
+    Mention,
+    ParseResult,
+    SourceLine,
+)
 from oneedit.core.slug import slugify
 
 __all__ = [
+    "INTENT_OPS",
     "META_PREDICATES",
+    "EditIntent",
+    "ExplainAbout",
+    "InputError",
+    "IntentOp",
+    "LLMOutputError",
+    "Mention",
+    "ParseError",
+    "ParseResult",
+    "SourceLine",
     "Change",
     "ConstraintViolation",
     "Diff",

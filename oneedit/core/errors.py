@@ -56,3 +56,15 @@ class RevisionError(OneEditError):
 
 class StoreError(OneEditError):
     """The storage backend failed."""
+
+
+class ParseError(OneEditError):
+    """A request could not be turned into intents; ``details`` says which part and why."""
+
+
+class InputError(ParseError):
+    """The request text itself is unusable: empty, too long, binary or with control characters."""
+
+
+class LLMOutputError(ParseError):
+    """The LLM parser's model gave no valid structured output, even after one retry."""

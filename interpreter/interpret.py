@@ -1,0 +1,116 @@
+"""The Interpreter stage: one entry point from text (or a batch file) to typed edit intents.
+
+It reads the KG (names, schema) and never writes: parsing changes no state anywhere.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+from typing import Literal
+
+from oneedit.core import (
+    EditIntent,
+    ImportFormatError,
+    InputError,
+    OneEditError,
+    ParseError,
+    ParseResult,
+    SourceLine,
+)
+from interpreter.batch import read_requests
+from interpreter.linking import EntityIndex, LinkConfig
+from interpreter.rules import RuleParser
+from interpreter.resolve import Resolver
+from interpreter.text import MAX_CHARS
+
+Mode = Literal["rules", "llm", "fallback"]
+
+
+class Interpreter:
+    """Text -> ``ParseResult``.
+
+    ``mode``: ``rules`` (the offline rule parser), ``llm`` (the chat model ``llm`` parses), or
+    ``fallback`` (rules first, the chat model for requests the rules cannot read).
+    """
+
+    def __init__(self, schema, index: EntityIndex, *, llm=None, mode: Mode | None = None,
+                 link: LinkConfig | None = None, max_chars: int = MAX_CHARS,
+                 llm_method: Literal["auto", "tools", "json"] = "auto"):
+        self.mode: Mode = mode or ("llm" if llm is not None else "rules")
+        if self.mode not in ("rules", "llm", "fallback"):
+            raise ValueError(f"mode must be rules, llm or fallback, not {self.mode!r}")
+        if self.mode != "rules" and llm is None:
+            raise ValueError(f"mode {self.mode!r} needs a chat model (llm=...)")
+        self.rules = RuleParser(schema, index, link=link, max_chars=max_chars)
+        self.resolver = Resolver(self.rules.lexicon, self.rules.linker)
+        self.llm = None
+        if llm is not None:
+            from interpreter.llm import LLMParser
+
+            self.llm = LLMParser(llm, self.rules.lexicon, self.resolver, method=llm_method,
+                                 max_chars=max_chars)
+
+    @classmethod
+    def from_kg(cls, kg, **kwargs) -> Interpreter:
+        """An interpreter over a ``controller.kg.KnowledgeGraph`` (its schema and name index)."""
+        return cls(kg.schema, kg.store, **kwargs)
+
+    @property
+    def schema(self):
+        return self.rules.lexicon.schema
+
+    def parse(self, text: str, *, source: SourceLine | None = None) -> ParseResult:
+        if self.mode == "llm":
+            assert self.llm is not None
+            return self.llm.parse(text, source=source)
+        try:
+            return self.rules.parse(text, source=source)
+        except InputError:
+            raise
+        except ParseError:
+            if self.mode != "fallback":
+                raise
+            assert self.llm is not None
+            return self.llm.parse(text, source=source)
+
+    def parse_file(self, path: str | Path, fmt: str | None = None) -> list[ParseResult]:
+        """Every request of a batch file (CSV, JSONL, Turtle, N-Triples, text), in order.
+
+        All or nothing: if any request cannot be read, ``ImportFormatError`` lists each such
+        line (file and line number, and why) and no result is returned.
+        """
+        requests = read_requests(path, fmt, namespace=self.schema.namespace)
+        results: list[ParseResult] = []
+        problems: list[str] = []
+        for req in requests:
+            try:
+                if req.text is not None:
+                    results.append(self.parse(req.text, source=req.source))
+                    continue
+                intent = self.resolver.intent(req.op or "assert", req.subject, req.relation, req.object,
+                                              source=req.source,
+                                              text=f"{req.subject}, {req.relation}, {req.object or ''}")
+                intent = _declared_types(intent, dict(req.new_types), self.schema.types)
+                results.append(ParseResult(text=intent.text, intents=(intent,), parser="rules",
+                                           source=req.source))
+            except (OneEditError, ValueError) as exc:
+                msg = exc.message if isinstance(exc, OneEditError) else str(exc)
+                problems.append(f"line {req.source.line}: {msg}")
+        if problems:
+            name = Path(path).name
+            shown = "\n".join(problems[:20]) + (f"\n... and {len(problems) - 20} more" if len(problems) > 20 else "")
+            raise ImportFormatError(f"{len(problems)} request(s) in {name} could not be read:\n{shown}",
+                                    hint="Fix those lines and try again; nothing from this file was used.",
+                                    details={"file": str(path), "problems": problems})
+        return results
+
+
+def _declared_types(intent: EditIntent, declared: dict[str, str], types) -> EditIntent:
+    """A new entity whose type the file declares (``a :Person``) gets that type."""
+    changes = {}
+    for role in ("subject", "object"):
+        m = getattr(intent, role)
+        if m is not None and m.status == "new" and declared.get(m.text) in types:
+            changes[role] = replace(m, new_type=declared[m.text])
+    return replace(intent, **changes) if changes else intent
