@@ -9,7 +9,7 @@ from __future__ import annotations
 import csv
 import io
 import json
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Literal
@@ -18,6 +18,7 @@ import pyoxigraph as ox
 from rdflib import RDF, RDFS, SKOS
 
 from oneedit.core import ImportFormatError, Triple
+from oneedit.core.records import csv_rows, jsonl_objects, line_error
 from controller.stores.embedded import TermMap
 
 Format = Literal["ttl", "nt", "csv", "jsonl"]
@@ -48,7 +49,7 @@ def detect_format(path: str | Path, explicit: str | None = None) -> str:
     fmt = _EXT.get(Path(path).suffix.lower())
     if fmt is None:
         raise ImportFormatError(f"Cannot tell the format of {path} from its extension.",
-                                hint=f"Name it *.ttl, *.nt, *.csv or *.jsonl, or pass --format.")
+                                hint="Name it *.ttl, *.nt, *.csv or *.jsonl, or pass --format.")
     return fmt
 
 
@@ -63,10 +64,11 @@ def read_rows(path: str | Path, fmt: str | None = None, *, terms: TermMap | None
     return _read_csv(path, text) if fmt == "csv" else _read_jsonl(path, text)
 
 
+_HINT = "Fix that line and import again; nothing from this file was applied."
+
+
 def _fail(path: Path, line: int, problem: str) -> ImportFormatError:
-    return ImportFormatError(f"{path.name}, line {line}: {problem}",
-                             hint="Fix that line and import again; nothing from this file was applied.",
-                             details={"file": str(path), "line": line, "problem": problem})
+    return line_error(path, line, problem, _HINT)
 
 
 def _op(path: Path, line: int, raw: str | None) -> Literal["add", "remove"]:
@@ -78,16 +80,7 @@ def _op(path: Path, line: int, raw: str | None) -> Literal["add", "remove"]:
 
 def _read_csv(path: Path, text: str) -> list[Row]:
     rows: list[Row] = []
-    reader = csv.reader(io.StringIO(text))
-    for rec in reader:
-        line = reader.line_num
-        if not rec or all(not c.strip() for c in rec) or rec[0].lstrip().startswith("#"):
-            continue
-        cells = [c.strip() for c in rec]
-        if line == 1 and [c.lower() for c in cells[:3]] == ["subject", "relation", "object"]:
-            continue
-        if len(cells) not in (3, 4):
-            raise _fail(path, line, f"expected 3 or 4 columns (subject,relation,object[,op]), got {len(cells)}")
+    for line, cells in csv_rows(path, text, hint=_HINT):
         if not all(cells[:3]):
             raise _fail(path, line, "subject, relation and object must not be empty")
         rows.append(Row(cells[0], cells[1], cells[2], _op(path, line, cells[3] if len(cells) == 4 else None), line))
@@ -96,15 +89,7 @@ def _read_csv(path: Path, text: str) -> list[Row]:
 
 def _read_jsonl(path: Path, text: str) -> list[Row]:
     rows: list[Row] = []
-    for line, raw in enumerate(text.splitlines(), start=1):
-        if not raw.strip():
-            continue
-        try:
-            obj = json.loads(raw)
-        except json.JSONDecodeError as exc:
-            raise _fail(path, line, f"invalid JSON ({exc.msg} at column {exc.colno})") from None
-        if not isinstance(obj, dict):
-            raise _fail(path, line, "expected a JSON object")
+    for line, obj in jsonl_objects(path, text, hint=_HINT):
         missing = [k for k in ("subject", "relation", "object") if not isinstance(obj.get(k), str) or not obj[k].strip()]
         if missing:
             raise _fail(path, line, f"missing or empty field(s): {', '.join(missing)}")

@@ -19,7 +19,6 @@ from oneedit.core import (
     Entity,
     ImportFormatError,
     Revision,
-    RevisionError,
     Triple,
     UnknownEntityError,
     UnknownRelationError,

@@ -11,27 +11,18 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from oneedit.core import Entity, ImportFormatError, Triple, is_valid_id
+from oneedit.core import Entity, ImportFormatError, SourceLine, Triple, is_valid_id
 from controller.schema import Schema
 
 FIXED_COLUMNS = ("id", "type", "label", "aliases", "description")
-
-
-@dataclass(frozen=True, slots=True)
-class Source:
-    file: str
-    line: int
-
-    def __str__(self) -> str:
-        return f"{self.file}:{self.line}"
 
 
 @dataclass
 class WorldData:
     entities: dict[str, Entity] = field(default_factory=dict)
     facts: list[Triple] = field(default_factory=list)
-    sources: dict[str, Source] = field(default_factory=dict)  # entity id -> where defined
-    fact_sources: dict[Triple, Source] = field(default_factory=dict)
+    sources: dict[str, SourceLine] = field(default_factory=dict)  # entity id -> where defined
+    fact_sources: dict[Triple, SourceLine] = field(default_factory=dict)
 
     def triples(self, schema: Schema) -> list[Triple]:
         """Entity descriptions plus facts with their inverse/symmetric mirrors, deduplicated."""
@@ -94,7 +85,7 @@ def _read_file(path: Path, schema: Schema, world: WorldData, problems: list[str]
                 problems.append(f"{path.name}:1: column {c!r} is a composite relation (derived, not written)")
         rel_cols = [c for c in rel_cols if c in schema.relations and not schema.relations[c].composite]
         for row in reader:
-            where = Source(path.name, reader.line_num)
+            where = SourceLine(path.name, reader.line_num)
             eid, etype, label = (row.get("id") or "").strip(), (row.get("type") or "").strip(), \
                 (row.get("label") or "").strip()
             if not is_valid_id(eid):

@@ -10,13 +10,12 @@ new entities); a text file has one request per line (``#`` starts a comment line
 
 from __future__ import annotations
 
-import csv
 import io
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
 from oneedit.core import ImportFormatError, SourceLine
+from oneedit.core.records import csv_rows, jsonl_objects, line_error
 
 FORMATS = ("csv", "jsonl", "ttl", "nt", "txt")
 _EXT = {".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl", ".ttl": "ttl", ".turtle": "ttl",
@@ -56,10 +55,11 @@ def detect_format(path: str | Path, explicit: str | None = None) -> str:
     return fmt
 
 
+_HINT = "Fix that line and try again; nothing from this file was used."
+
+
 def _fail(path: Path, line: int, problem: str) -> ImportFormatError:
-    return ImportFormatError(f"{path.name}, line {line}: {problem}",
-                             hint="Fix that line and try again; nothing from this file was used.",
-                             details={"file": str(path), "line": line, "problem": problem})
+    return line_error(path, line, problem, _HINT)
 
 
 def read_requests(path: str | Path, fmt: str | None = None, *, namespace: str = "urn:oneedit:") -> list[Request]:
@@ -101,16 +101,7 @@ def _read_txt(path: Path, text: str) -> list[Request]:
 
 def _read_csv(path: Path, text: str) -> list[Request]:
     out: list[Request] = []
-    reader = csv.reader(io.StringIO(text))
-    for rec in reader:
-        line = reader.line_num
-        cells = [c.strip() for c in rec]
-        if not cells or all(not c for c in cells) or cells[0].startswith("#"):
-            continue
-        if line == 1 and [c.lower() for c in cells[:3]] == ["subject", "relation", "object"]:
-            continue
-        if len(cells) not in (3, 4):
-            raise _fail(path, line, f"expected 3 or 4 columns (subject,relation,object[,op]), got {len(cells)}")
+    for line, cells in csv_rows(path, text, hint=_HINT):
         op = cells[3] if len(cells) == 4 and cells[3] else None
         if not cells[0] or not cells[1] or (not cells[2] and (op or "assert") not in ("retract", "remove", "delete", "-", "query")):
             raise _fail(path, line, "subject, relation and object must not be empty")
@@ -121,15 +112,7 @@ def _read_csv(path: Path, text: str) -> list[Request]:
 
 def _read_jsonl(path: Path, text: str) -> list[Request]:
     out: list[Request] = []
-    for line, raw in enumerate(text.splitlines(), start=1):
-        if not raw.strip():
-            continue
-        try:
-            obj = json.loads(raw)
-        except json.JSONDecodeError as exc:
-            raise _fail(path, line, f"invalid JSON ({exc.msg} at column {exc.colno})") from None
-        if not isinstance(obj, dict):
-            raise _fail(path, line, "expected a JSON object")
+    for line, obj in jsonl_objects(path, text, hint=_HINT):
         src = SourceLine(str(path), line)
         if "text" in obj:
             extra = set(obj) - {"text", "id", "note"}

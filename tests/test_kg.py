@@ -63,10 +63,10 @@ def test_ambiguous_names_are_never_guessed(small_kg):
     with small_kg.store.transaction("a", "second Paris") as txn:
         txn.add_all([Triple("paris_texas", "type", "City"), Triple("paris_texas", "label", "Paris"),
                      Triple("paris_texas", "description", "city in Texas")])
+    assert small_kg.resolve_entity("paris").id == "paris"  # an exact id wins
     with pytest.raises(UnknownEntityError, match="ambiguous") as exc:
-        small_kg.resolve_entity("paris")  # the id wins...
-        small_kg.resolve_entity("PARIS ")
-    assert small_kg.resolve_entity("paris").id == "paris"
+        small_kg.resolve_entity("PARIS ")  # a label two entities share does not
+    assert "paris" in str(exc.value.details) and "paris_texas" in str(exc.value.details)
 
 
 def test_composite_query_is_derived(small_kg):

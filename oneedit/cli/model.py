@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import functools
+import inspect
+import typing
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -43,6 +47,55 @@ def opened(workspace, as_json: bool, model=None, device=None, dtype=None, corpus
     """The workspace and its editable model, under a spinner (none with --json): ``(ws, em, step)``."""
     with _ws(workspace) as ws, Steps(not as_json) as step:
         yield ws, open_model(ws, model, device, dtype, corpus, cov_samples, step=step), step
+
+
+@dataclass(frozen=True)
+class ModelChoice:
+    """The options every model command shares: which workspace and model, where, how to print."""
+
+    workspace: Optional[Path] = None
+    model: Optional[str] = None
+    device: Optional[str] = None
+    dtype: Optional[str] = None
+    corpus: Optional[list[Path]] = None
+    cov_samples: Optional[int] = None
+    as_json: bool = False
+
+    def opened(self):
+        return opened(self.workspace, self.as_json, self.model, self.device, self.dtype, self.corpus,
+                      self.cov_samples)
+
+
+_SHARED = {"workspace": WorkspaceOpt, "model": ModelOpt, "device": DeviceOpt, "dtype": DtypeOpt,
+           "corpus": CorpusOpt, "cov_samples": SamplesOpt, "as_json": JsonOpt}
+
+
+def model_options(*, corpus: bool = False):
+    """Give a command the shared model options (``--corpus``/``--cov-samples`` too with
+    ``corpus=True``); the command takes them as one ``m: ModelChoice`` argument.
+
+    Typer reads options from the signature, so the wrapper's signature is the command's own
+    parameters followed by the shared ones.
+    """
+    names = [n for n in _SHARED if corpus or n not in ("corpus", "cov_samples")]
+
+    def decorate(fn):
+        hints = typing.get_type_hints(fn, include_extras=True)
+        own = [p.replace(annotation=hints[p.name]) for p in inspect.signature(fn).parameters.values()
+               if p.name != "m"]
+        shared = [inspect.Parameter(n, inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=_SHARED[n],
+                                    default=False if n == "as_json" else None) for n in names]
+
+        @functools.wraps(fn)
+        def wrapper(**kwargs):
+            m = ModelChoice(**{n: kwargs.pop(n) for n in names if n in kwargs})
+            return fn(m=m, **kwargs)
+
+        wrapper.__signature__ = inspect.Signature(own + shared, return_annotation=None)
+        wrapper.__annotations__ = {p.name: p.annotation for p in own + shared}
+        return wrapper
+
+    return decorate
 
 
 class EpochBar:
@@ -128,13 +181,8 @@ def _print_card(card: dict, as_json: bool) -> None:
 
 @model_app.command()
 @handle_errors
-def check(
-    workspace: WorkspaceOpt = None,
-    model: ModelOpt = None,
-    device: DeviceOpt = None,
-    dtype: DtypeOpt = None,
-    as_json: JsonOpt = False,
-) -> None:
+@model_options()
+def check(m: ModelChoice) -> None:
     """Measure how well the model recalls the KG: exact match on training and held-out templates.
 
     The quality gate (for the default model): ≥ 97% on training templates, ≥ 85% held out.
@@ -142,41 +190,41 @@ def check(
     from oneedit.knowledge import kg_facts, verbalizer
     from oneedit.models import _share, gate_passed, measure_quality_loaded
 
-    with opened(workspace, as_json, model, device, dtype) as (ws, em, step):
+    with m.opened() as (ws, em, step):
         step("Asking the model about every fact it should know")
         facts = kg_facts(ws.kg)
         quality = measure_quality_loaded(em.model, em.codec, facts, verbalizer(ws.kg.schema),
                                          share=_share(em.loaded.card))
         out = {"model": em.loaded.name, "edits": len(em.manifest), **quality,
                "gate": {"train": 0.97, "heldout": 0.85}, "passed": gate_passed(quality)}
-    if as_json:
+    if m.as_json:
         print_json(out)
     else:
         c = console()
         c.print(quality_table(quality, f"Model {out['model']} ({out['edits']} edits) against the KG"))
         c.print("Quality gate: " + ("[green]passed[/]" if out["passed"] else "[red]not met[/]"))
-    if not out["passed"] and (model in (None, "default")):
+    if not out["passed"] and (m.model in (None, "default")):
         raise typer.Exit(1)
 
 
 @model_app.command()
 @handle_errors
-def info(workspace: WorkspaceOpt = None, model: ModelOpt = None, device: DeviceOpt = None,
-         dtype: DtypeOpt = None, as_json: JsonOpt = False) -> None:
+@model_options()
+def info(m: ModelChoice) -> None:
     """What model this is: architecture, size, fingerprint, card, edits."""
     from editor import arch
 
-    with opened(workspace, as_json, model, device, dtype) as (ws, em, _):
-        m = em.model
+    with m.opened() as (ws, em, _):
+        lm = em.model
         out = {"model": em.loaded.name, "architecture": em.loaded.model_type,
-               "layers": arch.num_layers(m), "parameters": sum(p.numel() for p in m.parameters()),
+               "layers": arch.num_layers(lm), "parameters": sum(p.numel() for p in lm.parameters()),
                "device": str(em.loaded.device), "dtype": str(em.loaded.dtype).replace("torch.", ""),
                "fingerprint": em.loaded.fingerprint, "hparams": em.hp.name,
-               "memit_layers": em.hp.memit.resolve_layers(arch.num_layers(m)),
+               "memit_layers": em.hp.memit.resolve_layers(arch.num_layers(lm)),
                "key_position": em.hp.memit.key_position, "grace_layer": em.grace.layer,
                "edits": len(em.manifest), "grace_entries": len(em.grace.codebook),
                "card": {k: v for k, v in (em.loaded.card or {}).items() if k != "history"}}
-    if as_json:
+    if m.as_json:
         print_json(out)
         return
     from rich.table import Table
@@ -192,21 +240,18 @@ def info(workspace: WorkspaceOpt = None, model: ModelOpt = None, device: DeviceO
 
 @model_app.command()
 @handle_errors
+@model_options()
 def ask(
     prompt: Annotated[str, typer.Argument(help='Text for the model to continue, e.g. "The capital of France is".')],
-    workspace: WorkspaceOpt = None,
-    model: ModelOpt = None,
-    device: DeviceOpt = None,
-    dtype: DtypeOpt = None,
+    m: ModelChoice,
     max_tokens: Annotated[int, typer.Option(help="Tokens to generate at most.")] = 12,
-    as_json: JsonOpt = False,
 ) -> None:
     """Greedy continuation of PROMPT by the (edited) model."""
     from oneedit.models import generate
 
-    with opened(workspace, as_json, model, device, dtype) as (ws, em, _):
+    with m.opened() as (ws, em, _):
         text = generate(em, prompt, max_tokens)
-    if as_json:
+    if m.as_json:
         print_json({"model": em.loaded.name, "prompt": prompt, "completion": text})
     else:
         console().print(f"{prompt}[bold green]{text}[/]", highlight=False)
@@ -214,19 +259,14 @@ def ask(
 
 @model_app.command()
 @handle_errors
+@model_options(corpus=True)
 def edit(
     subject: Annotated[str, typer.Argument(help="Subject: entity id, label or alias.")],
     relation: Annotated[str, typer.Argument(help="Relation id or phrase.")],
     object: Annotated[str, typer.Argument(help="New object: an entity (id/label/alias) or, for a new name, the text.")],
-    workspace: WorkspaceOpt = None,
+    m: ModelChoice,
     method: MethodOpt = "memit",
     edit_id: Annotated[Optional[str], typer.Option("--id", help="Edit id (default: next free m<N>).")] = None,
-    model: ModelOpt = None,
-    device: DeviceOpt = None,
-    dtype: DtypeOpt = None,
-    corpus: CorpusOpt = None,
-    cov_samples: SamplesOpt = None,
-    as_json: JsonOpt = False,
 ) -> None:
     """Write one fact into the model only (the KG is not changed; `oneedit kg add` changes the KG).
 
@@ -234,10 +274,10 @@ def edit(
     """
     from oneedit.models import edit_fact
 
-    with opened(workspace, as_json, model, device, dtype, corpus, cov_samples) as (ws, em, step):
+    with m.opened() as (ws, em, step):
         step(f"Editing with {method.upper()}")
         out = edit_fact(ws, em, subject, relation, object, method=method, edit_id=edit_id)
-    if as_json:
+    if m.as_json:
         print_json(out)
         return
     from rich.table import Table
@@ -252,20 +292,16 @@ def edit(
 
 @model_app.command()
 @handle_errors
+@model_options(corpus=True)
 def undo(
     edit_id: Annotated[str, typer.Argument(help="The model edit to take back (see `oneedit model edits`).")],
-    workspace: WorkspaceOpt = None,
-    model: ModelOpt = None,
-    device: DeviceOpt = None,
-    dtype: DtypeOpt = None,
-    corpus: CorpusOpt = None,
-    as_json: JsonOpt = False,
+    m: ModelChoice,
 ) -> None:
     """Undo a model edit; later MEMIT edits that stop holding are re-written."""
-    with opened(workspace, as_json, model, device, dtype, corpus) as (_, em, step):
+    with m.opened() as (_, em, step):
         step(f"Undoing {edit_id}")
         report = em.undo(edit_id)
-    if as_json:
+    if m.as_json:
         print_json(report)
         return
     c = console()
@@ -301,8 +337,9 @@ def list_edits(workspace: WorkspaceOpt = None, model: ModelOpt = None, as_json: 
     console().print(t)
 
 
+@model_options(corpus=True)
 def eval_command(
-    workspace: WorkspaceOpt = None,
+    m: ModelChoice,
     method: MethodOpt = "memit",
     edits: Annotated[int, typer.Option("--edits", "-n", help="Number of counterfactual edits.")] = 100,
     batch_size: Annotated[Optional[int], typer.Option("--batch-size", "-b", help="Edits per MEMIT batch "
@@ -312,12 +349,6 @@ def eval_command(
     seed: Annotated[int, typer.Option(help="Seed for drawing the cases.")] = 0,
     report: Annotated[Optional[Path], typer.Option("--report", help="Write result.json, report.md and "
                                                    "metrics.png here.")] = None,
-    model: ModelOpt = None,
-    device: DeviceOpt = None,
-    dtype: DtypeOpt = None,
-    corpus: CorpusOpt = None,
-    cov_samples: SamplesOpt = None,
-    as_json: JsonOpt = False,
 ) -> None:
     """Measure editing: reliability, generality, locality, portability on counterfactual edits.
 
@@ -333,9 +364,10 @@ def eval_command(
         raise OneEditError(f"Unknown method {method!r}.", hint="Use --method memit or --method grace.")
     if edits < 1:
         raise OneEditError("--edits must be at least 1.")
-    with _ws(workspace) as ws:
-        with Steps(not as_json) as step:
-            em = open_model(ws, model, device, dtype, corpus, cov_samples, step=step)
+    as_json = m.as_json
+    with _ws(m.workspace) as ws:
+        with Steps(not as_json) as step:  # closed before the progress bar: one live display at a time
+            em = open_model(ws, m.model, m.device, m.dtype, m.corpus, m.cov_samples, step=step)
             em.persist = False
             step(f"Drawing {edits} edit cases from the KG")
             cases = make_cases(ws, edits, seed=seed)
@@ -367,10 +399,10 @@ def eval_command(
               title_justify="left")
     for col in ("metric", "exact match", "token accuracy", "before (exact)", "probes"):
         t.add_column(col, justify="left" if col == "metric" else "right")
-    for m in METRICS:
-        a, b = result["after"][m], result["before"][m]
+    for metric in METRICS:
+        a, b = result["after"][metric], result["before"][metric]
         f = (lambda x: "–" if x is None else f"{x:.1%}")
-        t.add_row(m, f(a["exact_match"]), f(a["token_accuracy"]), f(b["exact_match"]), str(a["probes"]))
+        t.add_row(metric, f(a["exact_match"]), f(a["token_accuracy"]), f(b["exact_match"]), str(a["probes"]))
     c = console()
     c.print(t)
     if report:
