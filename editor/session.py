@@ -32,6 +32,7 @@ from editor.probe import greedy
 from editor.verbalize import Prompt
 from editor.weights import MasterWeights
 from oneedit.core import OneEditError
+from oneedit.core.faults import fault
 
 METHODS = ("memit", "grace")
 
@@ -111,6 +112,7 @@ class EditableModel:
         self.deltas[edit_id] = [delta]
         self._record(edit_id, "memit", requests, delta.stats)
         self._save_delta(edit_id, 0, delta)
+        fault("model_delta")
         self._save_manifest()
         return UndoRecord(edit_id, "memit", [delta])
 
@@ -122,6 +124,7 @@ class EditableModel:
         info.update(self.grace.apply(entries))
         self._record(edit_id, "grace", requests, info)
         self._save_grace()
+        fault("model_delta")
         self._save_manifest()
         return UndoRecord(edit_id, "grace", grace_entries=len(self.grace.codebook) - before)
 
@@ -170,6 +173,25 @@ class EditableModel:
                     report["reapplied"].append({"edit": m["id"], "facts": len(failing)})
             self._save_manifest()
         return report
+
+    def discard(self, edit_id: str) -> bool:
+        """Remove every trace of ``edit_id``, even one a crash left half-written (a delta file or
+        codebook entries without a manifest entry). Returns whether anything was there."""
+        if edit_id in self.edit_ids():
+            self.undo(edit_id, recheck=False)
+            return True
+        found = False
+        prefix = f"{edit_id}#"
+        subs = {e.edit_id for e in self.grace.codebook.log if e.edit_id.startswith(prefix)}
+        for sub in subs:
+            self.grace.remove(sub)
+        if subs:
+            self._save_grace()
+            found = True
+        if self.state_dir and self._delta_file(edit_id, 0).exists():
+            self._drop_delta_files(edit_id)
+            found = True
+        return found
 
     def holds(self, requests: Sequence[Request]) -> list[bool]:
         """Whether the model now gives each request's target on its first prompt (greedy)."""

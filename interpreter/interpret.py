@@ -74,11 +74,13 @@ class Interpreter:
             assert self.llm is not None
             return self.llm.parse(text, source=source)
 
-    def parse_file(self, path: str | Path, fmt: str | None = None) -> list[ParseResult]:
+    def parse_file(self, path: str | Path, fmt: str | None = None, *, lenient: bool = False) -> list[ParseResult]:
         """Every request of a batch file (CSV, JSONL, Turtle, N-Triples, text), in order.
 
         All or nothing: if any request cannot be read, ``ImportFormatError`` lists each such
-        line (file and line number, and why) and no result is returned.
+        line (file and line number, and why) and no result is returned. With ``lenient`` such a
+        line becomes a result with no intents and the reason in its notes (an import reports it as
+        failed and goes on).
         """
         requests = read_requests(path, fmt, namespace=self.schema.namespace)
         results: list[ParseResult] = []
@@ -96,6 +98,9 @@ class Interpreter:
                                            source=req.source))
             except (OneEditError, ValueError) as exc:
                 msg = exc.message if isinstance(exc, OneEditError) else str(exc)
+                if lenient:
+                    results.append(ParseResult(text=req.text or "", intents=(), notes=(msg,), source=req.source))
+                    continue
                 problems.append(f"line {req.source.line}: {msg}")
         if problems:
             name = Path(path).name

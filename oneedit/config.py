@@ -38,10 +38,25 @@ class ModelConfig:
 
 
 @dataclass
+class PolicyConfig:
+    """How the controller decides (see ``controller.planner.ResolutionPolicy``, ``controller.users``
+    and ``controller.safety``). Every part has working defaults; ``config.yaml`` overrides them."""
+
+    resolution: dict = field(default_factory=dict)   # default / roles / relations -> replace|reject|needs_review
+    trust: dict = field(default_factory=dict)        # initial, review_below, accepted, rejected, rolled_back
+    rate_limit: dict = field(default_factory=dict)   # role -> edits per minute (0: unlimited)
+    toxicity: dict = field(default_factory=dict)     # enabled, threshold, review_threshold
+    moderator: str = ""                               # PROVIDER:MODEL of a chat model, or "" for none
+    method: str = "memit"                             # default model-editing method for single edits
+    import_method: str = "memit"                      # default for batch imports
+
+
+@dataclass
 class WorkspaceConfig:
     version: int = CONFIG_VERSION
     store: StoreConfig = field(default_factory=StoreConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
+    policy: PolicyConfig = field(default_factory=PolicyConfig)
     schema: str = "schema.yaml"  # relative to the workspace
     user: str = "admin"  # the local user the CLI acts as
     created: str = ""
@@ -67,7 +82,8 @@ class WorkspaceConfig:
         try:
             store = StoreConfig(**(raw.pop("store", None) or {}))
             model = ModelConfig(**(raw.pop("model", None) or {}))
+            policy = PolicyConfig(**(raw.pop("policy", None) or {}))
         except TypeError as exc:
             raise WorkspaceError(f"{path}: {exc}", hint="Compare with a fresh `oneedit init` config.") from None
         known = {k: v for k, v in raw.items() if k in cls.__dataclass_fields__}
-        return cls(store=store, model=model, **known)
+        return cls(store=store, model=model, policy=policy, **known)

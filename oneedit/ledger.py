@@ -1,7 +1,12 @@
 """The edit ledger: one row per edit transaction (who asked, the text, decisions, status).
 
-SQLite in WAL mode so the service's readers never block its writer. Later stages (controller
-decisions, model edits, rollback) add their records to the same row through ``update``.
+SQLite in WAL mode so the service's readers never block its writer. A row's ``record`` holds the
+controller's plan (conflicts, KG diff, derived facts, checks), the model edit, the rollback, and
+while an edit is in flight its ``journal`` (the stage reached): on restart the facade finishes or
+undoes every edit whose journal is still open (see :mod:`oneedit.journal`).
+
+Statuses: ``pending`` (in flight) → ``applied`` | ``rejected`` | ``needs_review`` | ``failed``
+(interrupted and undone); ``applied`` → ``rolled_back``; ``needs_review`` → ``applied`` | ``rejected``.
 """
 
 from __future__ import annotations
@@ -9,27 +14,36 @@ from __future__ import annotations
 import json
 import sqlite3
 import threading
+from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-SCHEMA_VERSION = 1
-STATUSES = ("pending", "applied", "rejected", "needs_review", "rolled_back")
+SCHEMA_VERSION = 2
+STATUSES = ("pending", "applied", "rejected", "needs_review", "rolled_back", "failed")
 
-_DDL = """
-CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+_EDITS = """
 CREATE TABLE IF NOT EXISTS edits (
     id          INTEGER PRIMARY KEY,
     created     TEXT NOT NULL,
     updated     TEXT NOT NULL,
     author      TEXT NOT NULL,
     text        TEXT NOT NULL DEFAULT '',
-    status      TEXT NOT NULL CHECK (status IN ('pending','applied','rejected','needs_review','rolled_back')),
+    status      TEXT NOT NULL CHECK (status IN ('pending','applied','rejected','needs_review','rolled_back','failed')),
     kg_revision INTEGER,
-    record      TEXT NOT NULL DEFAULT '{}'
+    record      TEXT NOT NULL DEFAULT '{}',
+    request_key TEXT
 );
+"""
+_DDL = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+""" + _EDITS + """
 CREATE INDEX IF NOT EXISTS edits_author ON edits(author);
 CREATE INDEX IF NOT EXISTS edits_status ON edits(status);
+CREATE INDEX IF NOT EXISTS edits_key ON edits(request_key);
+CREATE TABLE IF NOT EXISTS edit_entities (edit_id INTEGER NOT NULL, entity TEXT NOT NULL,
+                                          PRIMARY KEY (edit_id, entity));
+CREATE INDEX IF NOT EXISTS edit_entities_entity ON edit_entities(entity);
 """
 
 
@@ -43,16 +57,40 @@ class LedgerEntry:
     status: str
     kg_revision: int | None
     record: dict
+    request_key: str | None = None
+
+    def to_dict(self) -> dict:
+        return {"id": self.id, "created": self.created, "updated": self.updated, "author": self.author,
+                "text": self.text, "status": self.status, "kg_revision": self.kg_revision, **self.record}
 
 
 class Ledger:
     def __init__(self, path: str | Path):
         self.path = Path(path)
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()
         self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
         self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA busy_timeout=10000")
+        self._migrate()
         self._db.executescript(_DDL)
-        self._db.execute("INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
+        self._db.execute("INSERT OR REPLACE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
+
+    def _migrate(self) -> None:
+        """Version 1 ledgers lack the ``failed`` status and the request key: rebuild the table."""
+        has = self._db.execute("SELECT name FROM sqlite_master WHERE type='table' AND name='edits'").fetchone()
+        if not has:
+            return
+        cols = [r[1] for r in self._db.execute("PRAGMA table_info(edits)")]
+        if "request_key" in cols:
+            return
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            self._db.execute("ALTER TABLE edits RENAME TO edits_v1")
+            self._db.execute(_EDITS)
+            self._db.execute("INSERT INTO edits (id, created, updated, author, text, status, kg_revision, record)"
+                             " SELECT id, created, updated, author, text, status, kg_revision, record FROM edits_v1")
+            self._db.execute("DROP TABLE edits_v1")
+            self._db.execute("COMMIT")
 
     def close(self) -> None:
         self._db.close()
@@ -61,31 +99,101 @@ class Ledger:
     def _now() -> str:
         return datetime.now(UTC).isoformat(timespec="milliseconds")
 
-    def create(self, author: str, text: str = "", record: dict | None = None, status: str = "pending") -> int:
+    # -- writing -------------------------------------------------------------------------------
+    def create(self, author: str, text: str = "", record: dict | None = None, status: str = "pending", *,
+               request_key: str | None = None, entities: Iterable[str] = ()) -> int:
         if status not in STATUSES:
             raise ValueError(f"unknown status {status!r}")
         now = self._now()
         with self._lock:
-            cur = self._db.execute(
-                "INSERT INTO edits (created, updated, author, text, status, record) VALUES (?,?,?,?,?,?)",
-                (now, now, author, text, status, json.dumps(record or {})))
-            return int(cur.lastrowid)
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                cur = self._db.execute(
+                    "INSERT INTO edits (created, updated, author, text, status, record, request_key)"
+                    " VALUES (?,?,?,?,?,?,?)",
+                    (now, now, author, text, status, json.dumps(record or {}), request_key))
+                edit_id = int(cur.lastrowid)
+                self._db.executemany("INSERT OR IGNORE INTO edit_entities VALUES (?, ?)",
+                                     [(edit_id, e) for e in set(entities)])
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            return edit_id
 
     def update(self, edit_id: int, *, status: str | None = None, kg_revision: int | None = None,
                record: dict | None = None) -> None:
+        self.update_many([edit_id], status=status, kg_revision=kg_revision, records={edit_id: record} if record is not None else None)
+
+    def update_many(self, ids: Iterable[int], *, status: str | None = None, kg_revision: int | None = None,
+                    records: dict[int, dict] | None = None) -> None:
+        """Update several rows in one SQLite transaction (all or none)."""
         if status is not None and status not in STATUSES:
             raise ValueError(f"unknown status {status!r}")
+        now = self._now()
+        records = records or {}
         with self._lock:
-            self._db.execute(
-                "UPDATE edits SET updated = ?, status = COALESCE(?, status),"
-                " kg_revision = COALESCE(?, kg_revision), record = COALESCE(?, record) WHERE id = ?",
-                (self._now(), status, kg_revision, json.dumps(record) if record is not None else None, edit_id))
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                for edit_id in ids:
+                    rec = records.get(edit_id)
+                    self._db.execute(
+                        "UPDATE edits SET updated = ?, status = COALESCE(?, status),"
+                        " kg_revision = COALESCE(?, kg_revision), record = COALESCE(?, record) WHERE id = ?",
+                        (now, status, kg_revision, json.dumps(rec) if rec is not None else None, edit_id))
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+
+    # -- reading -------------------------------------------------------------------------------
+    def _entry(self, row) -> LedgerEntry:
+        return LedgerEntry(*row[:7], json.loads(row[7]), row[8])
+
+    _COLS = "id, created, updated, author, text, status, kg_revision, record, request_key"
 
     def get(self, edit_id: int) -> LedgerEntry | None:
-        row = self._db.execute("SELECT * FROM edits WHERE id = ?", (edit_id,)).fetchone()
-        return None if row is None else LedgerEntry(*row[:7], json.loads(row[7]))
+        row = self._db.execute(f"SELECT {self._COLS} FROM edits WHERE id = ?", (edit_id,)).fetchone()
+        return None if row is None else self._entry(row)
 
     def count(self, status: str | None = None) -> int:
         if status:
             return int(self._db.execute("SELECT COUNT(*) FROM edits WHERE status = ?", (status,)).fetchone()[0])
         return int(self._db.execute("SELECT COUNT(*) FROM edits").fetchone()[0])
+
+    def list(self, *, author: str | None = None, entity: str | None = None, status: str | Iterable[str] | None = None,
+             after: int | None = None, limit: int | None = 50, ascending: bool = False) -> list[LedgerEntry]:
+        where, args = [], []
+        if author:
+            where.append("author = ?")
+            args.append(author)
+        if entity:
+            where.append("id IN (SELECT edit_id FROM edit_entities WHERE entity = ?)")
+            args.append(entity)
+        if status:
+            sts = [status] if isinstance(status, str) else list(status)
+            where.append(f"status IN ({','.join('?' * len(sts))})")
+            args += sts
+        if after is not None:
+            where.append("id > ?")
+            args.append(after)
+        sql = f"SELECT {self._COLS} FROM edits" + (" WHERE " + " AND ".join(where) if where else "")
+        sql += f" ORDER BY id {'ASC' if ascending else 'DESC'}" + (" LIMIT ?" if limit else "")
+        if limit:
+            args.append(limit)
+        return [self._entry(r) for r in self._db.execute(sql, args)]
+
+    def recent_count(self, author: str, seconds: float = 60.0) -> int:
+        since = (datetime.now(UTC) - timedelta(seconds=seconds)).isoformat(timespec="milliseconds")
+        return int(self._db.execute("SELECT COUNT(*) FROM edits WHERE author = ? AND created >= ?",
+                                    (author, since)).fetchone()[0])
+
+    def find_key(self, request_key: str, status: str | None = "applied") -> LedgerEntry | None:
+        sql = f"SELECT {self._COLS} FROM edits WHERE request_key = ?" + (" AND status = ?" if status else "")
+        row = self._db.execute(sql + " ORDER BY id DESC LIMIT 1",
+                               (request_key, status) if status else (request_key,)).fetchone()
+        return None if row is None else self._entry(row)
+
+    def keys(self, status: str = "applied") -> set[str]:
+        return {r[0] for r in self._db.execute(
+            "SELECT request_key FROM edits WHERE status = ? AND request_key IS NOT NULL", (status,))}

@@ -81,6 +81,8 @@ def train_default(ws, *, config=None, force: bool = False, progress: Callable[[d
     if dest.exists():
         shutil.rmtree(dest)
     shutil.copytree(cached, dest)
+    (dest / CORPUS_FILE).unlink(missing_ok=True)
+    kg_corpus(ws)  # freeze the covariance corpus now, before any edit changes the KG
     edits = state_dir(ws, DEFAULT)
     if edits.exists():  # edits were made to the previous base model; they do not carry over
         shutil.rmtree(edits)
@@ -171,10 +173,25 @@ def read_corpus(paths: Sequence[str | Path]) -> list[str]:
     return texts
 
 
+CORPUS_FILE = "corpus.txt"
+
+
 def kg_corpus(ws) -> list[str]:
-    """The default model's covariance corpus: the sentences it was trained on."""
+    """The default model's covariance corpus: the sentences it was trained on.
+
+    Frozen in ``model/base/corpus.txt`` on first use: the KG changes with every edit, and a corpus
+    that followed it would change the statistics' cache key, recomputing them (minutes) per edit.
+    """
+    frozen = base_dir(ws) / CORPUS_FILE
+    if frozen.is_file():
+        return frozen.read_text(encoding="utf-8").splitlines()
     facts, verb = training_facts(ws)
-    return [p.sentence for f in facts for p in verb.prompts(f, "train")]
+    texts = [p.sentence for f in facts for p in verb.prompts(f, "train")]
+    if base_dir(ws).is_dir():
+        tmp = frozen.with_suffix(".tmp")
+        tmp.write_text("\n".join(t.replace("\n", " ") for t in texts), encoding="utf-8")
+        os.replace(tmp, frozen)
+    return texts
 
 
 def open_model(ws, name: str | None = None, *, device: str | None = None, dtype: str | None = None,

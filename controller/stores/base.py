@@ -17,6 +17,7 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from typing import ClassVar
 
+from oneedit.core.faults import fault
 from oneedit.core import (
     Diff,
     Entity,
@@ -190,6 +191,7 @@ class KGStore(ABC):
             rev_id = self.log.begin(author, message, changes)
             try:
                 self._apply(diff)
+                fault("kg_apply")
             except BaseException as exc:
                 self._undo(rev_id, diff)
                 if isinstance(exc, Exception):

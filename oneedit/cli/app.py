@@ -11,7 +11,17 @@ from oneedit.cli.kg import kg_app
 from oneedit.cli.model import eval_command, model_app
 from oneedit.cli.options import JsonOpt, WorkspaceOpt
 from oneedit.cli.output import Steps, console, handle_errors, print_json
+from oneedit.cli.edit import (
+    ask_command,
+    edit_command,
+    history_command,
+    import_command,
+    protect_command,
+    review_app,
+    rollback_command,
+)
 from oneedit.cli.parse import parse_command
+from oneedit.cli.users import users_app
 
 app = typer.Typer(
     name="oneedit",
@@ -24,6 +34,14 @@ app.add_typer(kg_app, name="kg")
 app.add_typer(model_app, name="model")
 app.command("eval")(handle_errors(eval_command))
 app.command("parse")(handle_errors(parse_command))
+app.command("edit")(handle_errors(edit_command))
+app.command("ask")(handle_errors(ask_command))
+app.command("rollback")(handle_errors(rollback_command))
+app.command("history")(handle_errors(history_command))
+app.command("import")(handle_errors(import_command))
+app.command("protect")(handle_errors(protect_command))
+app.add_typer(review_app, name="review")
+app.add_typer(users_app, name="users")
 
 
 def _summary_table(summary: dict):

@@ -63,6 +63,12 @@ class Steps:
         if self._status is not None:
             self._status.update(message)
 
+    def stop(self) -> None:
+        """End the spinner early (before a prompt or a progress bar takes the terminal)."""
+        if self._status is not None:
+            self._status.__exit__(None, None, None)
+            self._status = None
+
     def __exit__(self, *exc) -> None:
         if self._status is not None:
             self._status.__exit__(*exc)

@@ -68,3 +68,31 @@ class InputError(ParseError):
 
 class LLMOutputError(ParseError):
     """The LLM parser's model gave no valid structured output, even after one retry."""
+
+
+class UserError(OneEditError):
+    """A user name or role is invalid, or the user is unknown, deactivated or already exists."""
+
+
+class UserExistsError(UserError):
+    """A user of that name already exists (names are never reused: the ledger records authors by name)."""
+
+
+class PermissionDenied(OneEditError):
+    """The user's role does not allow the action; the message names the role needed."""
+
+    exit_code = 77  # sysexits EX_NOPERM
+
+
+class RateLimitError(OneEditError):
+    """The user made as many edits in the last minute as the role allows; the hint says how many."""
+
+    exit_code = 75  # sysexits EX_TEMPFAIL: try again later
+
+
+class ProtectedFactError(OneEditError):
+    """A protected fact would change, or an unprotect named a fact that is not protected."""
+
+
+class PolicyError(WorkspaceError):
+    """A trust, rate-limit or safety setting is unknown or out of range."""

@@ -1,0 +1,744 @@
+"""The OneEdit facade: one object the CLI, the chat and the service use for everything.
+
+``OneEdit.open(workspace)`` gives the workspace's KG, ledger, users, the interpreter, the planner
+and (loaded on first use) the editable model, and finishes or undoes whatever a crash left in
+flight. An edit is one transaction across the ledger, the KG and the model:
+
+1. the ledger row is written (``pending``) with the plan;
+2. its ``journal`` says ``kg``; the KG diff is committed as one revision tagged ``edit #N``;
+3. the journal says ``model``; the model edit ``eN`` is written (MEMIT delta or GRACE entries);
+4. the row becomes ``applied`` and the journal is dropped.
+
+On open, every row still ``pending`` is undone (its tagged KG revision reverted, its model edit
+discarded) and marked ``failed``; an interrupted rollback is finished. So after a crash at any
+stage the ledger, the KG and the model agree: the edit happened entirely or not at all.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from oneedit.core import EditIntent, Mention, OneEditError, Triple
+from oneedit.core.faults import fault
+from oneedit.core.plan import Check, EditPlan
+
+EDIT_OPS = ("assert", "replace", "retract")
+KG_TAG = "edit #{id}: "
+ROLLBACK_TAG = "rollback of edit #{id}: "
+
+
+class DependentEdits(OneEditError):
+    """Later edits build on the one being rolled back."""
+
+
+@dataclass
+class Outcome:
+    """What happened to one request."""
+
+    edit: int | None
+    status: str                    # applied | rejected | needs_review | noop | cancelled
+    plan: EditPlan | None
+    text: str = ""
+    model: dict | None = None      # the model edit and answers before/after
+    seconds: float = 0.0
+    author: str = ""
+
+    def to_dict(self) -> dict:
+        return {"edit": self.edit, "status": self.status, "text": self.text, "author": self.author,
+                "plan": self.plan.to_dict() if self.plan else None, "model": self.model,
+                "seconds": round(self.seconds, 3)}
+
+
+def _fact_key(t: Triple) -> tuple[str, str]:
+    return (t.subject, t.relation)
+
+
+class OneEdit:
+    def __init__(self, ws, *, user: str | None = None, model: str | None = None, device: str | None = None,
+                 load_model: bool = True, progress: Callable[[str], None] | None = None):
+        from controller.users import ProtectedFacts, RateLimit, TrustPolicy, UserStore
+
+        self.ws = ws
+        self.kg = ws.kg
+        self.ledger = ws.ledger
+        pol = ws.config.policy
+        self.trust = TrustPolicy.from_dict(pol.trust)
+        self.rate_limit = RateLimit.from_dict(pol.rate_limit)
+        self.users = UserStore(ws.root / "ledger.sqlite", self.trust)
+        self.protected = ProtectedFacts(ws.root / "ledger.sqlite")
+        self.users.ensure(ws.config.user, "admin")
+        self.user = user or ws.config.user
+        self._model_name = model
+        self._device = device
+        self._load_model = load_model
+        self._em = None
+        self._interp = None
+        self._safety = None
+        self._step = progress or (lambda msg: None)
+
+    @classmethod
+    def open(cls, root: str | Path | None = None, **kw) -> OneEdit:
+        from oneedit.workspace import Workspace
+
+        sys_ = cls(Workspace.open(root), **kw)
+        sys_.recover()
+        return sys_
+
+    def close(self) -> None:
+        self.users.close()
+        self.protected.close()
+        self.ws.close()
+
+    def __enter__(self) -> OneEdit:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    # -- parts -----------------------------------------------------------------------------------
+    @property
+    def interpreter(self):
+        if self._interp is None:
+            from interpreter import Interpreter
+
+            self._interp = Interpreter.from_kg(self.kg)
+        return self._interp
+
+    def planner(self):
+        from controller.planner import Planner, ResolutionPolicy
+
+        return Planner(self.kg, policy=ResolutionPolicy.from_dict(self.ws.config.policy.resolution),
+                       protected=self.protected)
+
+    @property
+    def safety(self):
+        if self._safety is None:
+            from controller.safety import ChatModerator, SafetyChecker, ToxicityCheck
+
+            cfg = dict(self.ws.config.policy.toxicity)
+            enabled = cfg.pop("enabled", True)
+            moderator = None
+            if self.ws.config.policy.moderator:
+                from interpreter.llm import chat_model_from_spec
+
+                moderator = ChatModerator(chat_model_from_spec(self.ws.config.policy.moderator))
+            self._safety = SafetyChecker(ToxicityCheck(**cfg) if enabled else None, moderator)
+        return self._safety
+
+    def has_model(self) -> bool:
+        from oneedit.models import DEFAULT, has_default
+
+        if not self._load_model:
+            return False
+        name = self._model_name or self.ws.config.model.name
+        return name != DEFAULT or has_default(self.ws)
+
+    @property
+    def model(self):
+        """The editable model with its saved edits, or ``None`` when the workspace has none."""
+        if self._em is None and self.has_model():
+            from oneedit.models import open_model
+
+            self._em = open_model(self.ws, self._model_name, device=self._device, progress=self._step)
+        return self._em
+
+    def actor(self, name: str | None = None):
+        return self.users.get(name or self.user)
+
+    # -- planning --------------------------------------------------------------------------------
+    def parse(self, text: str):
+        return self.interpreter.parse(text)
+
+    def plan(self, intents: Sequence[EditIntent], *, user=None, text: str = "") -> EditPlan:
+        """The plan for ``intents``: conflicts, KG diff, derived facts, safety and trust checks."""
+        user = user if user is not None and not isinstance(user, str) else self.actor(user)
+        plan = self.planner().plan(intents, role=user.role)
+        labels = [e.label for e in plan.new_entities]
+        known = {n for i in intents for mention in i.mentions().values() if mention.entity is not None
+                 for n in mention.entity.names()}
+        findings = self.safety.check(text, labels, known=known)
+        for f in findings:
+            plan.checks.append(Check(f.check, False, f.message, "reject" if f.verdict == "reject" else "needs_review",
+                                     {"score": f.score, "text": f.text} if f.score is not None else {"text": f.text}))
+        if not findings:
+            plan.checks.append(Check("toxicity", True, "no toxic or abusive language found"))
+        if self.users.needs_review(user):
+            plan.checks.append(Check("trust", False, f"{user.name}'s trust {user.trust:.2f} is below "
+                                     f"{self.trust.review_below:.2f}: a curator reviews their edits", "needs_review"))
+        else:
+            plan.checks.append(Check("trust", True, f"trust {user.trust:.2f}"))
+        plan.decide()
+        return plan
+
+    # -- submitting ------------------------------------------------------------------------------
+    def submit(self, text: str = "", *, intents: Sequence[EditIntent] | None = None, user: str | None = None,
+               method: str | None = None, confirm: Callable[[EditPlan], bool] | None = None,
+               dry_run: bool = False, request_key: str | None = None, probe: bool = True) -> Outcome:
+        """Interpret, check and (unless refused, declined or a dry run) apply one request."""
+        from controller.users import can_edit
+
+        started = time.perf_counter()
+        u = self.actor(user)
+        if not can_edit(u.role):
+            from oneedit.core import PermissionDenied
+
+            raise PermissionDenied(f"{u.name} is a {u.role}; editing needs the editor role or higher.",
+                                   hint="Ask an admin: `oneedit users set-role NAME editor`.")
+        if intents is None:
+            parsed = self.parse(text)
+            intents = [i for i in parsed.intents if i.op in EDIT_OPS]
+            if not intents:
+                ops = ", ".join(sorted({i.op for i in parsed.intents})) or "nothing"
+                raise OneEditError(f"{text!r} asks for no change to the KG (it reads as: {ops}).",
+                                   hint='State a fact, e.g. "The capital of France is Lyon"; ask questions '
+                                        "with `oneedit ask`.", details={"parse": parsed.to_dict()})
+        self.users.check_rate(u.name, u.role, self.ledger.recent_count(u.name), self.rate_limit)
+        plan = self.plan(intents, user=u, text=text)
+        if dry_run or plan.decision == "noop":
+            return Outcome(None, "noop" if plan.decision == "noop" else "planned", plan, text,
+                           seconds=time.perf_counter() - started, author=u.name)
+        if plan.decision == "apply" and confirm is not None and not confirm(plan):
+            return Outcome(None, "cancelled", plan, text, seconds=time.perf_counter() - started, author=u.name)
+        record = {"plan": plan.to_dict(), "method": method or self.ws.config.policy.method}
+        status = {"apply": "pending", "reject": "rejected", "needs_review": "needs_review"}[plan.decision]
+        edit_id = self.ledger.create(u.name, text, record, status, request_key=request_key,
+                                     entities=_entities(plan))
+        fault("ledger")
+        if status == "rejected":
+            self.users.adjust_trust(u.name, "rejected")
+            return Outcome(edit_id, "rejected", plan, text, seconds=time.perf_counter() - started, author=u.name)
+        if status == "needs_review":
+            return Outcome(edit_id, "needs_review", plan, text, seconds=time.perf_counter() - started, author=u.name)
+        model = self._apply(edit_id, text, plan, u.name, record["method"], probe=probe)
+        self.users.adjust_trust(u.name, "accepted")
+        return Outcome(edit_id, "applied", plan, text, model, time.perf_counter() - started, u.name)
+
+    def _apply(self, edit_id: int, text: str, plan: EditPlan, author: str, method: str, *,
+               probe: bool = True, record: dict | None = None) -> dict | None:
+        record = record if record is not None else self.ledger.get(edit_id).record
+        head = self.kg.store.head()
+        record["journal"] = {"stage": "kg", "head": head}
+        self.ledger.update(edit_id, record=record)
+        rev = self.kg.store.commit(plan.diff, author, KG_TAG.format(id=edit_id) + _short(text))
+        fault("kg")
+        record["journal"] = {"stage": "model", "head": head, "kg_revision": rev.id if rev else None}
+        self.ledger.update(edit_id, kg_revision=rev.id if rev else None, record=record)
+        model = self._model_edit(f"e{edit_id}", plan.model_facts, method, probe=probe)
+        fault("model")
+        record.pop("journal", None)
+        if model is not None:
+            record["model_edit"] = {k: v for k, v in model.items() if k != "answers"}
+        self.ledger.update(edit_id, status="applied", record=record)
+        fault("applied")
+        return model
+
+    def _model_edit(self, model_id: str, facts: Sequence[Triple], method: str, *, probe: bool = True) -> dict | None:
+        em = self.model
+        if em is None:
+            return None
+        if not facts:
+            return {"id": None, "method": method, "facts": [], "note": "no fact the model answers changed"}
+        from oneedit.models import fact_requests
+
+        requests = fact_requests(self.ws, facts)
+        probes = self._probe_prompts(facts) if probe else []
+        before = self._answers(probes) if probe else []
+        started = time.perf_counter()
+        em.edit(model_id, requests, method)
+        seconds = time.perf_counter() - started
+        out = {"id": model_id, "method": method, "facts": [list(t.as_tuple()) for t in facts],
+               "seconds": round(seconds, 3)}
+        if probe:
+            after = self._answers(probes)
+            out["answers"] = [{"prompt": p.text, "split": split, "expected": p.target.strip(), "before": b, "after": a,
+                               "ok": a.strip().casefold().startswith(p.target.strip().casefold())}
+                              for (split, p), b, a in zip(probes, before, after, strict=True)]
+        return out
+
+    def _probe_prompts(self, facts: Sequence[Triple]) -> list:
+        from oneedit.knowledge import Labeller, verbalizer
+
+        verb = verbalizer(self.kg.schema)
+        label = Labeller(self.kg)
+        out = []
+        for t in facts:
+            f = label.fact(t)
+            for split in ("train", "heldout"):
+                ps = verb.prompts(f, split)
+                if ps:
+                    out.append((split, ps[0]))
+        return out
+
+    def _answers(self, probes) -> list[str]:
+        if not probes:
+            return []
+        from editor.probe import continuations
+
+        em = self.model
+        return [a.strip() for a in continuations(em.model, em.codec, [p for _, p in probes])]
+
+    # -- review ----------------------------------------------------------------------------------
+    def review_queue(self) -> list[dict]:
+        return [e.to_dict() for e in self.ledger.list(status="needs_review", limit=None, ascending=True)]
+
+    def approve(self, edit_id: int, *, user: str | None = None, method: str | None = None) -> Outcome:
+        """A curator approves an edit waiting for review: it is re-planned against today's KG (which
+        may have changed since) and applied if nothing now refuses it."""
+        from controller.users import can_review
+
+        u = self.actor(user)
+        if not can_review(u.role):
+            from oneedit.core import PermissionDenied
+
+            raise PermissionDenied(f"{u.name} is a {u.role}; reviewing needs the curator role.")
+        entry = self._entry(edit_id, "needs_review")
+        old = EditPlan.from_dict(entry.record["plan"])
+        intents = intents_from_plan(self.kg, old)
+        started = time.perf_counter()
+        plan = self.planner().plan(intents, role=u.role)
+        plan.checks.append(Check("review", True, f"approved by {u.name}"))
+        plan.decide()
+        record = entry.record | {"plan": plan.to_dict(), "reviewed_by": u.name}
+        if plan.decision != "apply":
+            record["review_note"] = "re-planned at approval and refused: " + "; ".join(plan.reasons)
+            self.ledger.update(edit_id, status="rejected", record=record)
+            return Outcome(edit_id, "rejected", plan, entry.text, seconds=time.perf_counter() - started,
+                           author=entry.author)
+        self.ledger.update(edit_id, status="pending", record=record)
+        model = self._apply(edit_id, entry.text, plan, entry.author, method or record.get("method", "memit"),
+                            record=record)
+        self.users.adjust_trust(entry.author, "accepted")
+        return Outcome(edit_id, "applied", plan, entry.text, model, time.perf_counter() - started, entry.author)
+
+    def reject(self, edit_id: int, *, user: str | None = None, reason: str = "") -> dict:
+        from controller.users import can_review
+
+        u = self.actor(user)
+        if not can_review(u.role):
+            from oneedit.core import PermissionDenied
+
+            raise PermissionDenied(f"{u.name} is a {u.role}; reviewing needs the curator role.")
+        entry = self._entry(edit_id, "needs_review")
+        record = entry.record | {"reviewed_by": u.name, "review_note": reason or "rejected in review"}
+        record["plan"] = record["plan"] | {"refused_by": "review", "reasons": [reason or f"rejected by {u.name}"]}
+        self.ledger.update(edit_id, status="rejected", record=record)
+        self.users.adjust_trust(entry.author, "rejected")
+        return self.ledger.get(edit_id).to_dict()
+
+    def _entry(self, edit_id: int, status: str | None = None):
+        entry = self.ledger.get(edit_id)
+        if entry is None:
+            raise OneEditError(f"No edit #{edit_id} in the ledger.", hint="List edits with `oneedit history`.")
+        if status and entry.status != status:
+            raise OneEditError(f"Edit #{edit_id} is {entry.status}, not {status}.",
+                               hint="See it with `oneedit history --json`.")
+        return entry
+
+    # -- rollback --------------------------------------------------------------------------------
+    def dependents(self, edit_id: int) -> list[int]:
+        """Applied edits after ``edit_id`` that build on it (directly or through one another):
+        they change a fact on the same (subject, relation) or use an entity it created."""
+        entry = self._entry(edit_id)
+        touched, created = _touched(entry.record)
+        out: list[int] = []
+        for later in self.ledger.list(status="applied", after=edit_id, limit=None, ascending=True):
+            t2, c2 = _touched(later.record)
+            used = {s for s, _ in t2} | _objects(later.record)
+            if touched & t2 or created & used:
+                out.append(later.id)
+                touched |= t2
+                created |= c2
+        return out
+
+    def rollback(self, edit_id: int, *, user: str | None = None, cascade: bool = False) -> dict:
+        """Undo an applied edit on both sides, with its derived facts. Later edits that depend on
+        it make this refuse (listing them), unless ``cascade`` rolls them back first."""
+        from controller.users import can_review
+
+        u = self.actor(user)
+        entry = self._entry(edit_id)
+        if entry.status != "applied":
+            raise OneEditError(f"Edit #{edit_id} is {entry.status}; only applied edits can be rolled back.",
+                               hint="See `oneedit history`.")
+        if entry.author != u.name and not can_review(u.role):
+            from oneedit.core import PermissionDenied
+
+            raise PermissionDenied(f"Edit #{edit_id} is {entry.author}'s; {u.name} ({u.role}) can roll back "
+                                   "only their own edits. Curators and admins can roll back anyone's.")
+        deps = self.dependents(edit_id)
+        if deps and not cascade:
+            raise DependentEdits(
+                f"Edit #{edit_id} cannot be rolled back alone: later edits build on it: "
+                + ", ".join(f"#{d}" for d in deps) + ".",
+                hint=f"Roll them back first, or `oneedit rollback {edit_id} --cascade` to roll back all of them.",
+                details={"edit": edit_id, "dependents": deps})
+        done = []
+        for d in reversed(deps):
+            done.append(self._rollback_one(d, u.name))
+        done.append(self._rollback_one(edit_id, u.name))
+        return {"rolled_back": [r["edit"] for r in done], "details": done}
+
+    def _rollback_one(self, edit_id: int, by: str) -> dict:
+        entry = self._entry(edit_id, "applied")
+        record = entry.record
+        record["rollback_journal"] = {"stage": "kg", "by": by}
+        self.ledger.update(edit_id, record=record)
+        rev = self._revert_kg(edit_id, entry.kg_revision, by, entry.text)
+        fault("rollback_kg")
+        record["rollback_journal"] = {"stage": "model", "by": by, "kg_revision": rev}
+        self.ledger.update(edit_id, record=record)
+        model = self._undo_model(edit_id, record)
+        fault("rollback_model")
+        record.pop("rollback_journal", None)
+        record["rollback"] = {"by": by, "kg_revision": rev, "model": model}
+        self.ledger.update(edit_id, status="rolled_back", record=record)
+        if by != entry.author:
+            self.users.adjust_trust(entry.author, "rolled_back")
+        return {"edit": edit_id, "kg_revision": rev, "model": model}
+
+    def _revert_kg(self, edit_id: int, rev_id: int | None, by: str, text: str) -> int | None:
+        if rev_id is None:
+            return None
+        tag = ROLLBACK_TAG.format(id=edit_id)
+        done = [r for r in self.kg.store.log.list(limit=50, after=rev_id) if r.message.startswith(tag)]
+        if done:  # a crash after the revert committed: nothing more to do
+            return done[0].id
+        diff, _skipped = self.kg.store.plan_revert(rev_id)
+        rev = self.kg.store.commit(diff, by, tag + _short(text))
+        return rev.id if rev else None
+
+    def _undo_model(self, edit_id: int, record: dict) -> dict | None:
+        info = record.get("model_edit") or {}
+        model_id = info.get("id")
+        if not model_id or not self.has_model():
+            return None
+        em = self.model
+        if model_id not in em.edit_ids():
+            return {"id": model_id, "note": "already gone"}
+        shared = [i for i in info.get("shared_with", []) if i != edit_id]
+        report = em.undo(model_id)
+        out = {"id": model_id, "reapplied": report.get("reapplied", [])}
+        if shared:
+            # a batch (import): the other edits of the batch keep their facts in the model
+            keep = []
+            for other in shared:
+                e = self.ledger.get(other)
+                if e is not None and e.status == "applied":
+                    keep.append(other)
+            facts = [Triple(*f) for other in keep for f in (self.ledger.get(other).record.get("model_edit") or {}).get("own_facts", [])]
+            facts = [t for t in facts if self._holds_in_kg(t)]
+            if facts:
+                new_id = f"{model_id}-r{edit_id}"
+                self._model_edit(new_id, facts, info.get("method", "memit"), probe=False)
+                for other in keep:
+                    e = self.ledger.get(other)
+                    rec = e.record
+                    rec["model_edit"] = rec["model_edit"] | {"id": new_id, "shared_with": keep}
+                    self.ledger.update(other, record=rec)
+                out["rewritten_as"] = new_id
+        return out
+
+    def _holds_in_kg(self, t: Triple) -> bool:
+        spec = self.kg.schema.relations.get(t.relation)
+        if spec is not None and spec.composite:
+            return any(d.triple == t for d in self.kg.derived(t.relation, subject=t.subject))
+        return self.kg.store.contains(t)
+
+    def rollback_to(self, rev: int, *, user: str | None = None) -> dict:
+        """Return the KG to revision ``rev`` and the model to the matching state: every applied edit
+        after it is rolled back (newest first), then any other KG change after it is reverted."""
+        from controller.users import can_review
+
+        u = self.actor(user)
+        if not can_review(u.role):
+            from oneedit.core import PermissionDenied
+
+            raise PermissionDenied(f"{u.name} is a {u.role}; `rollback --to` needs the curator role.")
+        head = self.kg.store.head()
+        if rev < 0 or rev > head:
+            raise OneEditError(f"There is no revision r{rev}: revisions run from r0 to r{head}.",
+                               hint="List them with `oneedit kg log`.")
+        later = [e for e in self.ledger.list(status="applied", limit=None) if (e.kg_revision or 0) > rev]
+        done = [self._rollback_one(e.id, u.name) for e in sorted(later, key=lambda e: -e.id)]
+        restored = self.kg.restore(rev, author=u.name)
+        return {"to": rev, "rolled_back": [d["edit"] for d in done],
+                "restored_revision": restored.id if restored else None, "head": self.kg.store.head()}
+
+    # -- recovery --------------------------------------------------------------------------------
+    def recover(self) -> list[dict]:
+        """Undo edits a crash left in flight and finish interrupted rollbacks (run on open)."""
+        out = []
+        for entry in self.ledger.list(status="pending", limit=None):
+            journal = entry.record.get("journal") or {}
+            reverted = []
+            tag = KG_TAG.format(id=entry.id)
+            for r in self.kg.store.log.list(limit=200, after=int(journal.get("head") or 0)):
+                if r.message.startswith(tag):
+                    diff, _ = self.kg.store.plan_revert(r.id)
+                    self.kg.store.commit(diff, entry.author, f"recovery: undo interrupted edit #{entry.id}")
+                    reverted.append(r.id)
+            discarded = None
+            if self.has_model():
+                model_id = journal.get("model_id") or f"e{entry.id}"
+                discarded = self.model.discard(model_id)
+            record = entry.record
+            record.pop("journal", None)
+            record["failure"] = {"stage": journal.get("stage", "ledger"), "reverted_kg": reverted,
+                                 "model_discarded": discarded,
+                                 "reason": "interrupted before it completed; undone on restart"}
+            self.ledger.update(entry.id, status="failed", record=record)
+            out.append({"edit": entry.id, "undone": True, **record["failure"]})
+        for entry in self.ledger.list(status="applied", limit=None):
+            rj = entry.record.get("rollback_journal")
+            if rj:
+                self._rollback_one(entry.id, rj.get("by", entry.author))
+                out.append({"edit": entry.id, "rollback_finished": True})
+        return out
+
+    # -- questions -------------------------------------------------------------------------------
+    def ask(self, text: str) -> list[dict]:
+        """The KG's answer and the model's, side by side, for each question in ``text``."""
+        parsed = self.parse(text)
+        queries = [i for i in parsed.intents if i.op == "query"]
+        if not queries:
+            raise OneEditError(f"{text!r} is not a question I can answer.",
+                               hint='Ask e.g. "What is the capital of France?" or "Who is the CEO of Apple?".',
+                               details={"parse": parsed.to_dict()})
+        return [self.answer(q) for q in queries]
+
+    def answer(self, q: EditIntent) -> dict:
+        from oneedit.knowledge import Labeller, verbalizer
+        from editor.verbalize import Fact
+
+        label = Labeller(self.kg)
+        schema = self.kg.schema
+        spec = schema.relations.get(q.relation or "")
+        out: dict = {"question": q.text, "relation": q.relation}
+        if spec is None:
+            return out | {"kg": [], "model": None, "agree": None, "note": "no relation recognised"}
+        for role in ("subject", "object"):
+            m = getattr(q, role)
+            if m is not None and m.entity is None:
+                out |= {"kg": [], "model": None, "agree": None,
+                        "note": f"{m.text!r} is not in the KG" + (" (ambiguous)" if m.candidates else "")}
+                return out
+        s, o = q.subject.id if q.subject else None, q.object.id if q.object else None
+        if s and o:  # yes/no
+            holds = self._holds_in_kg(Triple(s, spec.id, o))
+            out |= {"kind": "yes_no", "subject": label(s), "object": label(o), "kg": holds}
+            prompt_rel, subj, expect = spec.id, s, label(o)
+        elif s:
+            kg_ids = ([d.triple.object for d in self.kg.derived(spec.id, subject=s)] if spec.composite
+                      else self.kg.store.objects(s, spec.id))
+            out |= {"kind": "value", "subject": label(s), "kg": [label(x) for x in sorted(kg_ids)]}
+            prompt_rel, subj, expect = spec.id, s, None
+        else:
+            mirror = schema.mirror(spec.id)
+            kg_ids = self.kg.store.subjects(spec.id, o)
+            out |= {"kind": "value", "object": label(o), "kg": [label(x) for x in sorted(kg_ids)]}
+            prompt_rel, subj, expect = mirror, o, None
+        em = self.model if prompt_rel and schema.relations[prompt_rel].functional else None
+        if em is None:
+            out |= {"model": None, "agree": None}
+            if prompt_rel and not schema.relations[prompt_rel].functional:
+                out["note"] = f"the model learns one-answer relations only; {prompt_rel} has several"
+            return out
+        verb = verbalizer(schema)
+        try:
+            prompt = verb.prompt(Fact(label(subj), prompt_rel, "", subj, ""), "train")
+        except KeyError:
+            return out | {"model": None, "agree": None}
+        said = self._answers([("train", prompt)])[0]
+        out["model_prompt"] = prompt.text
+        out["model"] = said
+        norm = said.casefold()
+        if out.get("kind") == "yes_no":
+            out["model_says_yes"] = norm.startswith(expect.casefold())
+            out["agree"] = out["model_says_yes"] == out["kg"]
+        else:
+            out["agree"] = any(norm.startswith(k.casefold()) for k in out["kg"]) if out["kg"] else False
+        return out
+
+    # -- history ---------------------------------------------------------------------------------
+    def history(self, *, user: str | None = None, entity: str | None = None, status: str | None = None,
+                limit: int | None = 50) -> list[dict]:
+        if entity:
+            entity = self.kg.resolve_entity(entity).id
+        return [e.to_dict() for e in self.ledger.list(author=user, entity=entity, status=status, limit=limit)]
+
+    def last_edit(self, user: str | None = None) -> int | None:
+        got = self.ledger.list(author=user or self.user, status="applied", limit=1)
+        return got[0].id if got else None
+
+    # -- batch import ----------------------------------------------------------------------------
+    def import_file(self, path: str | Path, fmt: str | None = None, *, user: str | None = None,
+                    method: str | None = None, batch_size: int = 64,
+                    progress: Callable[[int, int], None] | None = None) -> dict:
+        """Apply every request of a batch file. Each line is its own ledger edit and KG revision,
+        checked in file order; the model is edited once per ``batch_size`` accepted lines (one MEMIT
+        batch). Lines applied by an earlier run of the same file are skipped."""
+        from controller.users import can_edit
+
+        u = self.actor(user)
+        if not can_edit(u.role):
+            from oneedit.core import PermissionDenied
+
+            raise PermissionDenied(f"{u.name} is a {u.role}; importing needs the editor role or higher.")
+        method = method or self.ws.config.policy.import_method
+        path = Path(path)
+        results = self.interpreter.parse_file(path, fmt, lenient=True)
+        done_keys = self.ledger.keys("applied")
+        summary = {"file": str(path), "lines": len(results), "applied": 0, "rejected": 0, "needs_review": 0,
+                   "failed": 0, "unchanged": 0, "skipped": 0, "model_batches": 0, "problems": []}
+        batch: list[tuple[int, EditPlan, dict]] = []
+        started = time.perf_counter()
+        for n, res in enumerate(results, 1):
+            line = res.source.line if res.source else n
+            key = _request_key(path, line, res.text)
+            if key in done_keys:
+                summary["skipped"] += 1
+            else:
+                self._import_line(res, key, u, method, batch, summary, line)
+            if len(batch) >= batch_size:
+                self._finish_batch(batch, method, summary)
+            if progress:
+                progress(n, len(results))
+        self._finish_batch(batch, method, summary)
+        summary["seconds"] = round(time.perf_counter() - started, 2)
+        return summary
+
+    def _import_line(self, res, key: str, u, method: str, batch: list, summary: dict, line: int) -> None:
+        intents = [i for i in res.intents if i.op in EDIT_OPS]
+        if not intents:
+            summary["failed"] += 1
+            summary["problems"].append({"line": line, "status": "failed",
+                                        "reason": "; ".join(res.notes) or "no edit in this line"})
+            return
+        try:
+            plan = self.plan(intents, user=u, text=res.text)
+        except OneEditError as exc:
+            summary["failed"] += 1
+            summary["problems"].append({"line": line, "status": "failed", "reason": exc.message})
+            return
+        if plan.decision == "noop":
+            summary["unchanged"] += 1
+            return
+        record = {"plan": plan.to_dict(), "method": method,
+                  "source": {"file": str(res.source.file) if res.source else "", "line": line}}
+        status = {"apply": "pending", "reject": "rejected", "needs_review": "needs_review"}[plan.decision]
+        edit_id = self.ledger.create(u.name, res.text, record, status, request_key=key, entities=_entities(plan))
+        if status != "pending":
+            summary["rejected" if status == "rejected" else "needs_review"] += 1
+            summary["problems"].append({"line": line, "edit": edit_id, "status": status,
+                                        "reason": "; ".join(plan.reasons)})
+            return
+        head = self.kg.store.head()
+        record["journal"] = {"stage": "kg", "head": head, "model_id": f"b{batch[0][0] if batch else edit_id}"}
+        self.ledger.update(edit_id, record=record)
+        rev = self.kg.store.commit(plan.diff, u.name, KG_TAG.format(id=edit_id) + _short(res.text))
+        record["journal"]["stage"] = "model"
+        self.ledger.update(edit_id, kg_revision=rev.id if rev else None, record=record)
+        batch.append((edit_id, plan, record))
+
+    def _finish_batch(self, batch: list, method: str, summary: dict) -> None:
+        if not batch:
+            return
+        ids = [b[0] for b in batch]
+        model_id = f"b{ids[0]}"
+        # the facts each line wants that still hold after the whole batch (a later line may undo one)
+        own: dict[int, list[Triple]] = {}
+        facts: dict[tuple[str, str], Triple] = {}
+        for edit_id, plan, _ in batch:
+            mine = [t for t in plan.model_facts if self._holds_in_kg(t)]
+            own[edit_id] = mine
+            for t in mine:
+                facts[_fact_key(t)] = t
+        model = self._model_edit(model_id, list(facts.values()), method, probe=False) if facts else None
+        if model is not None:
+            summary["model_batches"] += 1
+        records = {}
+        for edit_id, _plan, record in batch:
+            record.pop("journal", None)
+            if model is not None:
+                record["model_edit"] = {k: v for k, v in model.items() if k != "facts"} | {
+                    "own_facts": [list(t.as_tuple()) for t in own[edit_id]], "shared_with": ids}
+            records[edit_id] = record
+        self.ledger.update_many(ids, status="applied", records=records)
+        summary["applied"] += len(ids)
+        for edit_id, _, _ in batch:
+            e = self.ledger.get(edit_id)
+            self.users.adjust_trust(e.author, "accepted")
+        batch.clear()
+
+    # -- curation --------------------------------------------------------------------------------
+    def protect(self, subject: str, relation: str, obj: str, *, user: str | None = None, reason: str = "",
+                remove: bool = False) -> Triple:
+        from controller.users import can_review
+
+        u = self.actor(user)
+        if not can_review(u.role):
+            from oneedit.core import PermissionDenied
+
+            raise PermissionDenied(f"{u.name} is a {u.role}; protecting facts needs the curator role.")
+        t = Triple(self.kg.resolve_entity(subject).id, self.kg.resolve_relation(relation).id,
+                   self.kg.resolve_entity(obj).id)
+        if remove:
+            self.protected.unprotect(t)
+            return t
+        if not self.kg.store.contains(t):
+            raise OneEditError(f"{t} is not in the KG, so it cannot be protected.")
+        self.protected.protect(t, u.name, reason)
+        return t
+
+
+# -- helpers -------------------------------------------------------------------------------------------
+def _short(text: str, n: int = 80) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= n else text[: n - 1] + "…"
+
+
+def _request_key(path: Path, line: int, text: str) -> str:
+    return hashlib.sha256(f"{path.name}\0{line}\0{' '.join(text.split())}".encode()).hexdigest()[:32]
+
+
+def _entities(plan: EditPlan) -> set[str]:
+    out = set()
+    for t in (*plan.diff.added, *plan.diff.removed):
+        out.add(t.subject)
+        if not t.is_meta:
+            out.add(t.object)
+    return out
+
+
+def _touched(record: dict) -> tuple[set[tuple[str, str]], set[str]]:
+    plan = record.get("plan") or {}
+    diff = plan.get("kg_diff") or {}
+    keys = {(t["subject"], t["relation"]) for part in ("added", "removed") for t in diff.get(part, [])
+            if t["relation"] not in ("type", "label", "alias", "description")}
+    created = {e["id"] for e in plan.get("new_entities", [])}
+    return keys, created
+
+
+def _objects(record: dict) -> set[str]:
+    diff = (record.get("plan") or {}).get("kg_diff") or {}
+    return {t["object"] for part in ("added", "removed") for t in diff.get(part, [])}
+
+
+def intents_from_plan(kg, plan: EditPlan) -> list[EditIntent]:
+    """Intents that re-create a stored plan's request (for approval after review)."""
+    new = {e.id: e for e in plan.new_entities}
+
+    def mention(eid: str) -> Mention:
+        if eid in new and kg.store.entity(eid) is None:
+            return Mention(new[eid].label, new_type=new[eid].type)
+        e = kg.store.entity(eid)
+        if e is None:
+            raise OneEditError(f"Entity {eid!r} of this edit is no longer in the KG.")
+        return Mention(e.label, entity=e, confidence=1.0)
+
+    return [EditIntent(op, mention(t.subject), t.relation, mention(t.object)) for op, t in plan.requested]
+
