@@ -36,6 +36,7 @@ class Case:
     generality: list[Prompt]
     locality: list[tuple[str, Prompt]]
     portability: list[tuple[str, Prompt]]
+    augment: list[Request] = field(default_factory=list)   # consequence facts written with the edit (--augment)
     locality_ref: list[str] = field(default_factory=list)  # pre-edit greedy outputs
 
     def to_dict(self) -> dict:
@@ -97,7 +98,7 @@ def set_locality_refs(model, codec, cases: Sequence[Case]) -> None:
 
 
 def run(editable, cases: Sequence[Case], *, method: str, batch_size: int | None = None,
-        sequential: bool = False, checkpoints: int = 10,
+        sequential: bool = False, checkpoints: int = 10, augment: bool = False,
         progress: Callable[[str, int, int], None] | None = None) -> dict:
     model, codec = editable.model, editable.codec
     set_locality_refs(model, codec, cases)
@@ -111,7 +112,7 @@ def run(editable, cases: Sequence[Case], *, method: str, batch_size: int | None 
     edit_seconds = 0.0
     done = 0
     for b, idxs in enumerate(batches):
-        reqs = [cases[i].request for i in idxs]
+        reqs = [r for i in idxs for r in [cases[i].request, *(cases[i].augment if augment else [])]]
         t0 = time.perf_counter()
         editable.edit(f"eval-{b + 1}", reqs, method)
         edit_seconds += time.perf_counter() - t0
@@ -126,7 +127,8 @@ def run(editable, cases: Sequence[Case], *, method: str, batch_size: int | None 
     if not sequential:
         curve.append({"edits": n, **_flat(after)})
     result = {
-        "method": method, "edits": n, "batch_size": bs, "sequential": sequential,
+        "method": method, "edits": n, "batch_size": bs, "sequential": sequential, "augment": augment,
+        "requests": sum(1 + (len(c.augment) if augment else 0) for c in cases),
         "edit_seconds": round(edit_seconds, 3), "edits_per_second": round(n / edit_seconds, 3) if edit_seconds else None,
         "before": before, "after": after, "curve": curve,
     }

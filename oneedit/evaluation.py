@@ -9,7 +9,9 @@ the same relation has elsewhere in the KG (France's capital becomes Berlin) — 
   random facts; the model should answer them as before — **locality**;
 * portability probes: what must follow from the edit by the schema — the inverse fact (Berlin is
   the capital of France) and composite facts through it (a new birthplace moves the birth country
-  and continent) — **portability**.
+  and continent) — **portability**, probed on a held-out phrasing where there is one;
+* ``augment``: the requests the controller's rule augmentation adds to the edit for those
+  consequences (``oneedit eval --augment`` edits them together with the case).
 """
 
 from __future__ import annotations
@@ -81,14 +83,20 @@ def make_cases(ws, n: int, *, seed: int = 0, relations=None, locality_per_kind: 
             for x in _pick(rng, pool_, locality_per_kind):
                 p = verb.prompt(label.fact(x), "train", rng.randrange(8))
                 locality.append((kind, p))
-        portability = []
-        for x in _consequences(kg, edited, t):
-            ps = verb.prompts(label.fact(x), "train")
-            if ps:
-                portability.append((x.relation, ps[0]))
+        portability, augment = [], []
+        for x in _consequences(kg, edited):
+            f = label.fact(x)
+            train = verb.prompts(f, "train")
+            if not train:
+                continue
+            # probed on a held-out phrasing where the relation has one, so that an augmented edit
+            # (which writes the consequence's training prompts) is not measured on its own prompts
+            held = verb.prompts(f, "heldout")
+            portability.append((x.relation, (held or train)[0]))
+            augment.append(Request.of(train))
         cases.append(Case(
             case_id=f"c{len(cases) + 1}", fact=fact, old_object=label(t.object), request=request,
-            generality=generality, locality=locality, portability=portability))
+            generality=generality, locality=locality, portability=portability, augment=augment))
     if len(cases) < n:
         raise OneEditError(f"Only {len(cases)} independent edit cases could be drawn from the KG (asked for {n}).",
                            hint="Ask for fewer edits.")
@@ -100,31 +108,15 @@ def _depends(schema, relation: str, on: str) -> bool:
     return on in spec.rule
 
 
-def _consequences(kg, edited: Triple, old: Triple) -> list[Triple]:
-    """Facts the model knows about that must change with the edit: mirror and composites."""
-    from controller.rules import derive_from
+def _consequences(kg, edited: Triple) -> list[Triple]:
+    """What the controller's rule augmentation writes into the model with the edit, besides the
+    edit itself: the inverse or symmetric fact and the composite facts that now hold (at most 4)."""
+    from controller.planner import Planner
+    from oneedit.core import EditIntent, Mention
 
-    schema = kg.schema
-    out: list[Triple] = []
-    mirror = schema.mirror(edited.relation)
-    if mirror and schema.relations[mirror].functional:
-        out.append(Triple(edited.object, mirror, edited.subject))
+    def mention(eid: str) -> Mention:
+        return Mention(kg.label(eid), entity=kg.store.entity(eid), confidence=1.0)
 
-    def objects_after(s: str, r: str) -> list[str]:
-        if s == edited.subject and r == edited.relation:
-            return [edited.object]
-        return kg.store.objects(s, r)
-
-    for spec in schema.composite_relations():
-        if not spec.functional or edited.relation not in spec.rule:
-            continue
-        # subjects whose chain passes through the edited fact (the first hop, or one hop back)
-        k = spec.rule.index(edited.relation)
-        subjects = [edited.subject]
-        for step in reversed(spec.rule[:k]):
-            subjects = [s for x in subjects for s in kg.store.subjects(step, x)][:3]
-        for s in subjects:
-            before = {d.triple for d in derive_from(s, spec, kg.store.objects)}
-            after = {d.triple for d in derive_from(s, spec, objects_after)}
-            out.extend(sorted(after - before))
-    return out[:4]
+    plan = Planner(kg).plan([EditIntent("assert", mention(edited.subject), edited.relation,
+                                        mention(edited.object))])
+    return [t for t in plan.model_facts if t != edited][:4]

@@ -84,8 +84,17 @@ class OneEdit:
     def open(cls, root: str | Path | None = None, **kw) -> OneEdit:
         from oneedit.workspace import Workspace
 
-        sys_ = cls(Workspace.open(root), **kw)
-        sys_.recover()
+        ws = Workspace.open(root)
+        try:
+            sys_ = cls(ws, **kw)
+        except BaseException:
+            ws.close()
+            raise
+        try:
+            sys_.recover()
+        except BaseException:
+            sys_.close()
+            raise
         return sys_
 
     def close(self) -> None:

@@ -11,6 +11,7 @@ from oneedit.cli.kg import kg_app
 from oneedit.cli.model import eval_command, model_app
 from oneedit.cli.options import JsonOpt, WorkspaceOpt
 from oneedit.cli.output import Steps, console, handle_errors, print_json
+from oneedit.cli.chat import chat_command
 from oneedit.cli.edit import (
     ask_command,
     edit_command,
@@ -35,6 +36,7 @@ app.add_typer(model_app, name="model")
 app.command("eval")(handle_errors(eval_command))
 app.command("parse")(handle_errors(parse_command))
 app.command("edit")(handle_errors(edit_command))
+app.command("chat")(handle_errors(chat_command))
 app.command("ask")(handle_errors(ask_command))
 app.command("rollback")(handle_errors(rollback_command))
 app.command("history")(handle_errors(history_command))
@@ -133,8 +135,9 @@ def _report(root, summary: dict, as_json: bool):
 @app.command()
 @handle_errors
 def demo(workspace: WorkspaceOpt = None, no_model: NoModelOpt = False, as_json: JsonOpt = False) -> None:
-    """Run the main job on the embedded default: set up the workspace and its knowledge model, and
-    show what the KG and the model each say."""
+    """Run the main job on the embedded default: set up the workspace and its knowledge model, show
+    what the KG and the model each say, then edit both together (a conflict, an inverse and a
+    multi-hop consequence, a refused toxic edit, rollbacks). The tour rolls back its own edits."""
     from oneedit.core import OneEditError
     from oneedit.workspace import Workspace
 
@@ -160,18 +163,27 @@ def demo(workspace: WorkspaceOpt = None, no_model: NoModelOpt = False, as_json: 
                 _ask_model(ws, samples)
             for row in samples:
                 row.pop("_triple", None)
-    summary["valid"] = report.ok
-    summary["samples"] = samples
-    summary["model"] = _model_summary(card)
-    c = _report(ws.root, summary, as_json)
-    if c is None:
-        return
+        summary["valid"] = report.ok
+        summary["samples"] = samples
+        summary["model"] = _model_summary(card)
+        c = None if as_json else _report(ws.root, summary, as_json)
+        if c is not None:
+            _print_samples(c, summary, report)
+        if all(ws.kg.store.entity(e) for e in ("france", "albert_einstein", "apple")):
+            from oneedit.cli.demo import run_tour
+
+            summary["tour"] = run_tour(ws, as_json=as_json, with_model=card is not None)
+    if as_json:
+        print_json(summary)
+
+
+def _print_samples(c, summary: dict, report) -> None:
     from rich.table import Table
 
     t = Table(title="Sample facts (base and derived): the KG and the model", title_justify="left")
     for col in ("subject", "relation", "KG", "model prompt", "model says"):
         t.add_column(col)
-    for row in samples:
+    for row in summary["samples"]:
         said = row.get("model_answer")
         t.add_row(row["subject"], row["relation"], row["object"], row.get("model_prompt", "–"),
                   "–" if said is None else (f"[green]{said}[/]" if said == row["object"] else f"[red]{said}[/]"))

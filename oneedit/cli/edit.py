@@ -19,6 +19,9 @@ MethodOpt = Annotated[Optional[str], typer.Option(
     "--method", help="memit (weights, batched) or grace (codebook, lifelong); default from config.yaml.")]
 
 
+REFUSED_EXIT = 3  # `oneedit edit`: the request was decided and refused (the ledger records why)
+
+
 @contextmanager
 def system(workspace, as_json: bool, user: str | None = None):
     """The facade, under a spinner (none with --json): ``(oe, step)``."""
@@ -27,11 +30,16 @@ def system(workspace, as_json: bool, user: str | None = None):
 
     with Steps(not as_json) as step:
         step("Opening the workspace")
-        oe = OneEdit(Workspace.open(workspace), user=user, progress=step)
-        recovered = oe.recover()
-        if recovered and not as_json:
-            console().print(f"[yellow]Recovered {len(recovered)} edit(s) a crash left in flight.[/]")
+        ws = Workspace.open(workspace)
         try:
+            oe = OneEdit(ws, user=user, progress=step)
+        except BaseException:
+            ws.close()
+            raise
+        try:
+            recovered = oe.recover()
+            if recovered and not as_json:
+                console().print(f"[yellow]Recovered {len(recovered)} edit(s) a crash left in flight.[/]")
             yield oe, step
         finally:
             oe.close()
@@ -116,7 +124,9 @@ def edit_command(
     as_json: JsonOpt = False,
 ) -> None:
     """Interpret a change, check it against the KG (conflicts, rules, safety), show the plan, and
-    apply it to the KG and the model, showing the model's answers before and after."""
+    apply it to the KG and the model, showing the model's answers before and after.
+
+    Exit status: 0 applied, waiting for review, unchanged or cancelled; 3 refused (see the reasons)."""
     _check_method(method)
     if text == "-":
         text = sys.stdin.read()
@@ -140,11 +150,13 @@ def edit_command(
         result = out.to_dict()
         if as_json:
             print_json(result)
-            return
-        step.stop()
-        if (yes or dry_run or out.status != "applied") and out.status != "cancelled":
-            render_plan(c, oe, result["plan"])
-        render_outcome(c, oe, result)
+        else:
+            step.stop()
+            if (yes or dry_run or out.status != "applied") and out.status != "cancelled":
+                render_plan(c, oe, result["plan"])
+            render_outcome(c, oe, result)
+    if out.status == "rejected":
+        raise typer.Exit(REFUSED_EXIT)
 
 
 def ask_command(
@@ -223,27 +235,33 @@ def history_command(
     """Edits with status, author, the conflicts found and the derived facts."""
     with system(workspace, as_json) as (oe, _):
         rows = oe.history(user=user_filter, entity=entity, status=status, limit=limit)
-        label = oe.kg.label
         if as_json:
             print_json(rows)
             return
-        from rich.table import Table
+        console().print(history_table(oe, rows))
 
-        t = Table(title="Edit history", title_justify="left")
-        for col in ("id", "when", "author", "status", "request", "conflicts", "derived", "model"):
-            t.add_column(col)
-        colour = {"applied": "green", "rejected": "red", "needs_review": "magenta", "rolled_back": "yellow",
-                  "failed": "red"}
-        for r in rows:
-            plan = r.get("plan") or {}
-            conflicts = "; ".join(f"{cf['resolution']} {_fact(label, cf['fact'])}" if cf.get("fact") else cf["reason"]
-                                  for cf in plan.get("conflicts", [])) or "—"
-            derived = "; ".join(f"{d['op']}{_fact(label, d['fact'])}" for d in plan.get("derived", [])) or "—"
-            me = r.get("model_edit") or {}
-            t.add_row(str(r["id"]), r["created"][:19].replace("T", " "), r["author"],
-                      f"[{colour.get(r['status'], 'white')}]{r['status']}[/]", r["text"], conflicts, derived,
-                      f"{me.get('method', '')} {me.get('id') or ''}".strip() or "—")
-        console().print(t)
+
+def history_table(oe, rows: list[dict]):
+    from rich.table import Table
+
+    label = oe.kg.label
+    t = Table(title="Edit history", title_justify="left")
+    for col in ("id", "when", "author", "status", "request", "conflicts", "derived", "model"):
+        t.add_column(col)
+    colour = {"applied": "green", "rejected": "red", "needs_review": "magenta", "rolled_back": "yellow",
+              "failed": "red"}
+    for r in rows:
+        plan = r.get("plan") or {}
+        conflicts = "; ".join(f"{cf['resolution']} {_fact(label, cf['fact'])}" if cf.get("fact") else cf["reason"]
+                              for cf in plan.get("conflicts", [])) or "—"
+        if r["status"] == "rejected" and plan.get("refused_by"):
+            conflicts = f"refused by {plan['refused_by']}" + ("; " + conflicts if conflicts != "—" else "")
+        derived = "; ".join(f"{d['op']}{_fact(label, d['fact'])}" for d in plan.get("derived", [])) or "—"
+        me = r.get("model_edit") or {}
+        t.add_row(str(r["id"]), r["created"][:19].replace("T", " "), r["author"],
+                  f"[{colour.get(r['status'], 'white')}]{r['status']}[/]", r["text"], conflicts, derived,
+                  f"{me.get('method', '')} {me.get('id') or ''}".strip() or "—")
+    return t
 
 
 def import_command(

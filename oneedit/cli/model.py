@@ -347,6 +347,9 @@ def eval_command(
     sequential: Annotated[bool, typer.Option("--sequential", help="Edit one batch after another and "
                                              "evaluate right after each.")] = False,
     seed: Annotated[int, typer.Option(help="Seed for drawing the cases.")] = 0,
+    augment: Annotated[bool, typer.Option("--augment/--no-augment", help="Write the facts the controller "
+                                          "derives (inverse, composite) into the model with each edit, "
+                                          "as `oneedit edit` does.")] = True,
     report: Annotated[Optional[Path], typer.Option("--report", help="Write result.json, report.md and "
                                                    "metrics.png here.")] = None,
 ) -> None:
@@ -378,7 +381,7 @@ def eval_command(
             prog.__enter__()
             task = prog.add_task("edits", total=edits)
         try:
-            result = run(em, cases, method=method, batch_size=batch_size, sequential=sequential,
+            result = run(em, cases, method=method, batch_size=batch_size, sequential=sequential, augment=augment,
                          progress=(lambda what, done, total: prog.update(task, completed=done)) if prog else None)
         finally:
             if prog:
@@ -393,7 +396,7 @@ def eval_command(
         return
     from rich.table import Table
 
-    mode = "sequential" if sequential else "batch"
+    mode = ("sequential" if sequential else "batch") + (", augmented" if augment else "")
     t = Table(title=f"{method.upper()}, {edits} edits ({mode}, batch {result['batch_size']}): "
                     f"{result['edit_seconds']:.1f} s, {result['edits_per_second'] or 0:.2f} edits/s",
               title_justify="left")
