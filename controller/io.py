@@ -18,7 +18,7 @@ import pyoxigraph as ox
 from rdflib import RDF, RDFS, SKOS
 
 from oneedit.core import ImportFormatError, Triple
-from oneedit.core.records import csv_rows, jsonl_objects, line_error
+from oneedit.core.records import csv_rows, jsonl_objects, line_error, detect_format as _detect_format
 from controller.stores.embedded import TermMap
 
 Format = Literal["ttl", "nt", "csv", "jsonl"]
@@ -42,15 +42,7 @@ class Row:
 
 
 def detect_format(path: str | Path, explicit: str | None = None) -> str:
-    if explicit:
-        if explicit not in FORMATS:
-            raise ImportFormatError(f"Unknown format {explicit!r}.", hint=f"Use one of: {', '.join(FORMATS)}.")
-        return explicit
-    fmt = _EXT.get(Path(path).suffix.lower())
-    if fmt is None:
-        raise ImportFormatError(f"Cannot tell the format of {path} from its extension.",
-                                hint="Name it *.ttl, *.nt, *.csv or *.jsonl, or pass --format.")
-    return fmt
+    return _detect_format(path, explicit, FORMATS, _EXT)
 
 
 def read_rows(path: str | Path, fmt: str | None = None, *, terms: TermMap | None = None) -> list[Row]:

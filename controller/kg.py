@@ -39,20 +39,31 @@ class ImportResult:
     removed: int
 
 
-class _Overlay:
-    """The store as it would be after a pending diff (for checking before committing)."""
+class Overlay:
+    """The store as it would be after a pending change ``want`` (triple -> present?), for checking
+    and planning before anything is committed. ``want`` is indexed once: make a new overlay after
+    changing it."""
 
     def __init__(self, store: KGStore, want: dict[Triple, bool]):
         self.store, self.want = store, want
         self.by_sr: dict[tuple[str, str], dict[str, bool]] = defaultdict(dict)
+        self.by_ro: dict[tuple[str, str], dict[str, bool]] = defaultdict(dict)
         for t, present in want.items():
             self.by_sr[(t.subject, t.relation)][t.object] = present
+            self.by_ro[(t.relation, t.object)][t.subject] = present
+
+    @staticmethod
+    def _merge(stored: Iterable[str], pending: dict[str, bool]) -> list[str]:
+        out = set(stored)
+        for value, present in pending.items():
+            (out.add if present else out.discard)(value)
+        return sorted(out)
 
     def objects(self, s: str, r: str) -> list[str]:
-        objs = set(self.store.objects(s, r))
-        for o, present in self.by_sr.get((s, r), {}).items():
-            (objs.add if present else objs.discard)(o)
-        return sorted(objs)
+        return self._merge(self.store.objects(s, r), self.by_sr.get((s, r), {}))
+
+    def subjects(self, r: str, o: str) -> list[str]:
+        return self._merge(self.store.subjects(r, o), self.by_ro.get((r, o), {}))
 
     def has(self, t: Triple) -> bool:
         return self.want[t] if t in self.want else self.store.contains(t)
@@ -172,7 +183,7 @@ class KnowledgeGraph:
     # -- checking --------------------------------------------------------------------------
     def check(self, want: dict[Triple, bool]) -> list[Violation]:
         """Violations the KG would have after applying ``want`` (triple -> present?)."""
-        ov = _Overlay(self.store, want)
+        ov = Overlay(self.store, want)
         out: list[Violation] = []
         touched: set[tuple[str, str]] = set()
         for t, present in want.items():

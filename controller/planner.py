@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from oneedit.core import EditIntent, Entity, OneEditError, Triple, slugify
 from oneedit.core.plan import RESOLUTIONS, Conflict, DerivedChange, EditPlan
 from oneedit.core.types import Diff
+from controller.kg import Overlay
 from controller.rules import derive_from
 
 EDIT_OPS = ("assert", "replace", "retract")
@@ -194,14 +195,10 @@ class Planner:
             want[Triple(t.object, mirror, t.subject)] = present
 
     def _has(self, t: Triple, want: dict[Triple, bool]) -> bool:
-        return want[t] if t in want else self.store.contains(t)
+        return Overlay(self.store, want).has(t)
 
     def _objects(self, s: str, r: str, want: dict[Triple, bool]) -> list[str]:
-        objs = set(self.store.objects(s, r))
-        for t, present in want.items():
-            if t.subject == s and t.relation == r:
-                (objs.add if present else objs.discard)(t.object)
-        return sorted(objs)
+        return Overlay(self.store, want).objects(s, r)
 
     def _entity(self, mention, allowed_types: Sequence[str], new_entities: dict[str, Entity], op: str) -> str:
         if mention.entity is not None:
@@ -263,7 +260,7 @@ class Planner:
                     seen.add(m)
                     out.append(DerivedChange(op, m, "symmetric" if self.schema.relations[t.relation].symmetric
                                              else "inverse", (t,)))
-        after = _After(self.store, want)
+        after = Overlay(self.store, want)
         for spec in self.schema.composite_relations():
             for s in self._affected_subjects(spec, diff, after):
                 before_facts = {d.triple: d for d in derive_from(s, spec, self.store.objects)}
@@ -274,7 +271,7 @@ class Planner:
                     out.append(DerivedChange("-", t, spec.id, before_facts[t].via))
         return out
 
-    def _affected_subjects(self, spec, diff: Diff, after: _After) -> set[str]:
+    def _affected_subjects(self, spec, diff: Diff, after: Overlay) -> set[str]:
         """Subjects whose rule path may pass through a changed fact: walk back from it."""
         subjects: set[str] = set()
         for t in (*diff.added, *diff.removed):
@@ -296,27 +293,6 @@ class Planner:
         facts += [d.triple for d in derived if d.op == "+" and d.triple.relation in learnable
                   and d.triple not in facts]
         return facts
-
-
-class _After:
-    """Reads of the KG as it would be after ``want`` (object and subject lookups)."""
-
-    def __init__(self, store, want: dict[Triple, bool]):
-        self.store, self.want = store, want
-
-    def objects(self, s: str, r: str) -> list[str]:
-        objs = set(self.store.objects(s, r))
-        for t, present in self.want.items():
-            if t.subject == s and t.relation == r:
-                (objs.add if present else objs.discard)(t.object)
-        return sorted(objs)
-
-    def subjects(self, r: str, o: str) -> list[str]:
-        subs = set(self.store.subjects(r, o))
-        for t, present in self.want.items():
-            if t.object == o and t.relation == r:
-                (subs.add if present else subs.discard)(t.subject)
-        return sorted(subs)
 
 
 def _dedupe(conflicts: list[Conflict]) -> list[Conflict]:

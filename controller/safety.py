@@ -56,6 +56,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from oneedit.core import PolicyError
+from oneedit.core.llmtext import error_summary, message_text
 
 log = logging.getLogger(__name__)
 
@@ -255,7 +256,7 @@ class ChatModerator:
             except Exception as exc:  # the provider failed: network, quota, bad key
                 log.warning("moderator call failed: %s", exc)
                 return [Finding("moderator", "review",
-                                f"The moderator failed ({type(exc).__name__}: {_first_line(exc)}), so the "
+                                f"The moderator failed ({type(exc).__name__}: {error_summary(exc, 300)}), so the "
                                 f"{what} could not be checked; a curator will look at it. Check the "
                                 "moderator model's settings.", None, text[:_SHOWN])]
             if parsed is not None:
@@ -282,32 +283,14 @@ class ChatModerator:
         try:
             if self.method == "tools":
                 out = self.model.with_structured_output(ModerationVerdict, include_raw=True).invoke(messages)
-                raw = _raw_text(out.get("raw"))
+                raw = message_text(out.get("raw"))
                 if out.get("parsing_error") is not None or out.get("parsed") is None:
-                    return raw, None, _first_line(out.get("parsing_error") or "the model called no tool")
+                    return raw, None, error_summary(out.get("parsing_error") or "the model called no tool", 300)
                 return raw, out["parsed"], None
-            raw = _raw_text(self.model.invoke(messages))
+            raw = message_text(self.model.invoke(messages))
             return raw, PydanticOutputParser(pydantic_object=ModerationVerdict).parse(raw), None
         except (OutputParserException, ValidationError, json.JSONDecodeError) as exc:
-            return raw, None, _first_line(exc)
-
-
-def _raw_text(message) -> str:
-    if message is None:
-        return ""
-    content = getattr(message, "content", message)
-    if isinstance(content, list):  # content blocks
-        content = "".join(b.get("text", "") if isinstance(b, dict) else str(b) for b in content)
-    calls = getattr(message, "tool_calls", None)
-    if calls and not content:
-        return json.dumps([c.get("args") for c in calls], default=str)
-    return str(content)
-
-
-def _first_line(exc: object) -> str:
-    text = str(exc).strip()
-    lines = [ln for ln in text.splitlines() if ln.strip() and "troubleshooting" not in ln.lower()]
-    return " ".join(lines[:3])[:300] if lines else type(exc).__name__
+            return raw, None, error_summary(exc, 300)
 
 
 # -- both ------------------------------------------------------------------------------------

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from oneedit.core import ImportFormatError, SourceLine
-from oneedit.core.records import csv_rows, jsonl_objects, line_error
+from oneedit.core.records import csv_rows, jsonl_objects, line_error, detect_format as _detect_format
 
 FORMATS = ("csv", "jsonl", "ttl", "nt", "txt")
 _EXT = {".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl", ".ttl": "ttl", ".turtle": "ttl",
@@ -44,15 +44,7 @@ class Request:
 
 
 def detect_format(path: str | Path, explicit: str | None = None) -> str:
-    if explicit:
-        if explicit not in FORMATS:
-            raise ImportFormatError(f"Unknown format {explicit!r}.", hint=f"Use one of: {', '.join(FORMATS)}.")
-        return explicit
-    fmt = _EXT.get(Path(path).suffix.lower())
-    if fmt is None:
-        raise ImportFormatError(f"Cannot tell the format of {path} from its extension.",
-                                hint="Name it *.csv, *.jsonl, *.ttl, *.nt or *.txt, or pass --format.")
-    return fmt
+    return _detect_format(path, explicit, FORMATS, _EXT)
 
 
 _HINT = "Fix that line and try again; nothing from this file was used."

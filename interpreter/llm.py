@@ -20,6 +20,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model, model_validator
 
 from oneedit.core import EditIntent, LLMOutputError, ParseError, ParseResult, SourceLine, UnknownRelationError
+from oneedit.core.llmtext import error_summary, message_text
 from interpreter.relations import RelationLexicon
 from interpreter.resolve import Resolver
 from interpreter.text import MAX_CHARS, check_input
@@ -203,22 +204,22 @@ class LLMParser:
                 runnable = self.model.with_structured_output(self.schema_model, include_raw=True)
                 out = runnable.invoke(messages)
                 raw_msg = out.get("raw")
-                raw = _raw_text(raw_msg)
+                raw = message_text(raw_msg)
                 if out.get("parsing_error") is not None or out.get("parsed") is None:
-                    return raw, None, _first_line(out.get("parsing_error") or "the model called no tool")
+                    return raw, None, error_summary(out.get("parsing_error") or "the model called no tool")
                 return raw, out["parsed"], None
             from langchain_core.output_parsers import PydanticOutputParser
 
             reply = self.model.invoke(messages)
-            raw = _raw_text(reply)
+            raw = message_text(reply)
             try:
                 return raw, PydanticOutputParser(pydantic_object=self.schema_model).parse(raw), None
             except OutputParserException as exc:
-                return raw, None, _first_line(exc)
+                return raw, None, error_summary(exc)
         except (OutputParserException, ValidationError, json.JSONDecodeError) as exc:
-            return "", None, _first_line(exc)
+            return "", None, error_summary(exc)
         except Exception as exc:  # the provider failed: network, quota, bad key
-            raise LLMOutputError(f"The LLM call failed: {type(exc).__name__}: {_first_line(exc)}",
+            raise LLMOutputError(f"The LLM call failed: {type(exc).__name__}: {error_summary(exc)}",
                                  hint="Check the provider's API key, server and model name, or leave "
                                       "out --llm to use the rule parser.",
                                  details={"error": str(exc)[:2000]}) from None
@@ -242,21 +243,3 @@ class LLMParser:
                              hint="Rephrase with one of the schema's relations.",
                              details={"unsupported": list(parsed.unsupported), "text": text})
         return ParseResult(text=text, intents=tuple(intents), notes=notes, parser="llm", source=source)
-
-
-def _raw_text(message) -> str:
-    if message is None:
-        return ""
-    content = getattr(message, "content", message)
-    if isinstance(content, list):  # content blocks
-        content = "".join(b.get("text", "") if isinstance(b, dict) else str(b) for b in content)
-    calls = getattr(message, "tool_calls", None)
-    if calls and not content:
-        return json.dumps([c.get("args") for c in calls], default=str)
-    return str(content)
-
-
-def _first_line(exc: object) -> str:
-    text = str(exc).strip()
-    lines = [ln for ln in text.splitlines() if ln.strip() and "troubleshooting" not in ln.lower()]
-    return " ".join(lines[:3])[:500] if lines else type(exc).__name__

@@ -18,6 +18,21 @@ from pathlib import Path
 from oneedit.core.errors import ImportFormatError
 
 
+def detect_format(path: str | Path, explicit: str | None, formats: tuple[str, ...],
+                  extensions: dict[str, str]) -> str:
+    """The format named by ``explicit`` (checked against ``formats``) or by the file's extension."""
+    if explicit:
+        if explicit not in formats:
+            raise ImportFormatError(f"Unknown format {explicit!r}.", hint=f"Use one of: {', '.join(formats)}.")
+        return explicit
+    fmt = extensions.get(Path(path).suffix.lower())
+    if fmt is None:
+        names = ", ".join(f"*.{f}" for f in formats)
+        raise ImportFormatError(f"Cannot tell the format of {path} from its extension.",
+                                hint=f"Name it {names}, or pass --format.")
+    return fmt
+
+
 def line_error(path: Path, line: int, problem: str, hint: str) -> ImportFormatError:
     return ImportFormatError(f"{path.name}, line {line}: {problem}", hint=hint,
                              details={"file": str(path), "line": line, "problem": problem})
