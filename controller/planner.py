@@ -122,13 +122,7 @@ class Planner:
     # -- one intent ----------------------------------------------------------------------------
     def _plan_intent(self, intent: EditIntent, role: str, want: dict[Triple, bool],
                      conflicts: list[Conflict], requested: list, new_entities: dict[str, Entity]) -> None:
-        if intent.needs_choice:
-            role_name, m = next((r, m) for r, m in intent.mentions().items() if m.status == "ambiguous")
-            opts = ", ".join(f"{c.entity.label} ({c.entity.id})" for c in m.candidates[:5])
-            raise AmbiguousRequest(f"{m.text!r} could be several entities: {opts}.",
-                                   hint="Name it by id or with more detail, e.g. its full name.",
-                                   details={"mention": m.text, "role": role_name,
-                                            "candidates": [c.entity.id for c in m.candidates]})
+        require_choices(intent)
         spec = self.schema.relations.get(intent.relation or "")
         if spec is None:
             raise OneEditError(f"The request names no relation the schema knows ({intent.relation!r}).",
@@ -303,3 +297,19 @@ def _dedupe(conflicts: list[Conflict]) -> list[Conflict]:
             seen.add(key)
             out.append(c)
     return out
+
+
+def require_choices(intent: EditIntent) -> None:
+    """Raise :class:`AmbiguousRequest` (with the candidates) when a name in ``intent`` could be
+    several entities: the person chooses, the planner never guesses."""
+    if not intent.needs_choice:
+        return
+    role_name, m = next((r, m) for r, m in intent.mentions().items() if m.status == "ambiguous")
+    opts = ", ".join(f"{c.entity.label} ({c.entity.id})" for c in m.candidates[:5])
+    raise AmbiguousRequest(f"{m.text!r} could be several entities: {opts}.",
+                           hint="Name it by id or with more detail, e.g. its full name.",
+                           details={"mention": m.text, "role": role_name,
+                                    "candidates": [c.entity.id for c in m.candidates],
+                                    "options": [{"id": c.entity.id, "label": c.entity.label,
+                                                 "description": c.entity.description, "type": c.entity.type}
+                                                for c in m.candidates[:8]]})

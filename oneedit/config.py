@@ -52,11 +52,23 @@ class PolicyConfig:
 
 
 @dataclass
+class ServiceConfig:
+    """``oneedit serve``: where it listens and how its worker batches model edits."""
+
+    host: str = "127.0.0.1"
+    port: int = 8000
+    batch_window: float = 0.25   # seconds the worker waits for more edits to join a MEMIT batch
+    max_batch: int = 32          # most edits in one MEMIT batch
+    probe: bool = True           # ask the model each edited fact before and after (shown in the page)
+
+
+@dataclass
 class WorkspaceConfig:
     version: int = CONFIG_VERSION
     store: StoreConfig = field(default_factory=StoreConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     policy: PolicyConfig = field(default_factory=PolicyConfig)
+    service: ServiceConfig = field(default_factory=ServiceConfig)
     schema: str = "schema.yaml"  # relative to the workspace
     user: str = "admin"  # the local user the CLI acts as
     created: str = ""
@@ -83,7 +95,8 @@ class WorkspaceConfig:
             store = StoreConfig(**(raw.pop("store", None) or {}))
             model = ModelConfig(**(raw.pop("model", None) or {}))
             policy = PolicyConfig(**(raw.pop("policy", None) or {}))
+            service = ServiceConfig(**(raw.pop("service", None) or {}))
         except TypeError as exc:
             raise WorkspaceError(f"{path}: {exc}", hint="Compare with a fresh `oneedit init` config.") from None
         known = {k: v for k, v in raw.items() if k in cls.__dataclass_fields__}
-        return cls(store=store, model=model, policy=policy, **known)
+        return cls(store=store, model=model, policy=policy, service=service, **known)

@@ -5,7 +5,8 @@ controller's plan (conflicts, KG diff, derived facts, checks), the model edit, t
 while an edit is in flight its ``journal`` (the stage reached): on restart the facade finishes or
 undoes every edit whose journal is still open (see :mod:`oneedit.journal`).
 
-Statuses: ``pending`` (in flight) → ``applied`` | ``rejected`` | ``needs_review`` | ``failed``
+Statuses: ``queued`` (accepted by the service, waiting for the worker) → ``pending`` (in flight) →
+``applied`` | ``rejected`` | ``needs_review`` | ``unchanged`` (the KG already said so) | ``failed``
 (interrupted and undone); ``applied`` → ``rolled_back``; ``needs_review`` → ``applied`` | ``rejected``.
 """
 
@@ -19,8 +20,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-SCHEMA_VERSION = 2
-STATUSES = ("pending", "applied", "rejected", "needs_review", "rolled_back", "failed")
+SCHEMA_VERSION = 3
+STATUSES = ("queued", "pending", "applied", "rejected", "needs_review", "unchanged", "rolled_back", "failed")
+#: statuses an edit never leaves (except ``applied`` → ``rolled_back``)
+FINAL = ("applied", "rejected", "needs_review", "unchanged", "rolled_back", "failed")
 
 _EDITS = """
 CREATE TABLE IF NOT EXISTS edits (
@@ -29,7 +32,8 @@ CREATE TABLE IF NOT EXISTS edits (
     updated     TEXT NOT NULL,
     author      TEXT NOT NULL,
     text        TEXT NOT NULL DEFAULT '',
-    status      TEXT NOT NULL CHECK (status IN ('pending','applied','rejected','needs_review','rolled_back','failed')),
+    status      TEXT NOT NULL CHECK (status IN ('queued','pending','applied','rejected','needs_review','unchanged',
+                                                'rolled_back','failed')),
     kg_revision INTEGER,
     record      TEXT NOT NULL DEFAULT '{}',
     request_key TEXT
@@ -76,20 +80,20 @@ class Ledger:
         self._db.execute("INSERT OR REPLACE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
 
     def _migrate(self) -> None:
-        """Version 1 ledgers lack the ``failed`` status and the request key: rebuild the table."""
-        has = self._db.execute("SELECT name FROM sqlite_master WHERE type='table' AND name='edits'").fetchone()
-        if not has:
+        """Older ledgers lack statuses (v1: ``failed``; v2: ``queued``, ``unchanged``) or the request
+        key (v1): rebuild the table, keeping every row and id."""
+        row = self._db.execute("SELECT sql FROM sqlite_master WHERE type='table' AND name='edits'").fetchone()
+        if not row or "'unchanged'" in row[0]:
             return
         cols = [r[1] for r in self._db.execute("PRAGMA table_info(edits)")]
-        if "request_key" in cols:
-            return
+        keep = "id, created, updated, author, text, status, kg_revision, record" + (
+            ", request_key" if "request_key" in cols else "")
         with self._lock:
             self._db.execute("BEGIN IMMEDIATE")
-            self._db.execute("ALTER TABLE edits RENAME TO edits_v1")
+            self._db.execute("ALTER TABLE edits RENAME TO edits_old")
             self._db.execute(_EDITS)
-            self._db.execute("INSERT INTO edits (id, created, updated, author, text, status, kg_revision, record)"
-                             " SELECT id, created, updated, author, text, status, kg_revision, record FROM edits_v1")
-            self._db.execute("DROP TABLE edits_v1")
+            self._db.execute(f"INSERT INTO edits ({keep}) SELECT {keep} FROM edits_old")
+            self._db.execute("DROP TABLE edits_old")
             self._db.execute("COMMIT")
 
     def close(self) -> None:
@@ -120,6 +124,19 @@ class Ledger:
                 self._db.execute("ROLLBACK")
                 raise
             return edit_id
+
+    def set_entities(self, edit_id: int, entities: Iterable[str]) -> None:
+        """Index the entities an edit touches (known once it is planned)."""
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                self._db.execute("DELETE FROM edit_entities WHERE edit_id = ?", (edit_id,))
+                self._db.executemany("INSERT OR IGNORE INTO edit_entities VALUES (?, ?)",
+                                     [(edit_id, e) for e in set(entities)])
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
 
     def update(self, edit_id: int, *, status: str | None = None, kg_revision: int | None = None,
                record: dict | None = None) -> None:
@@ -152,14 +169,24 @@ class Ledger:
 
     _COLS = "id, created, updated, author, text, status, kg_revision, record, request_key"
 
+    def _rows(self, sql: str, args=()) -> list:
+        # one connection shared by the service's threads: reads take the lock so they never run
+        # inside another thread's open write transaction
+        with self._lock:
+            return self._db.execute(sql, args).fetchall()
+
     def get(self, edit_id: int) -> LedgerEntry | None:
-        row = self._db.execute(f"SELECT {self._COLS} FROM edits WHERE id = ?", (edit_id,)).fetchone()
+        row = next(iter(self._rows(f"SELECT {self._COLS} FROM edits WHERE id = ?", (edit_id,))), None)
         return None if row is None else self._entry(row)
 
     def count(self, status: str | None = None) -> int:
         if status:
-            return int(self._db.execute("SELECT COUNT(*) FROM edits WHERE status = ?", (status,)).fetchone()[0])
-        return int(self._db.execute("SELECT COUNT(*) FROM edits").fetchone()[0])
+            return int(self._rows("SELECT COUNT(*) FROM edits WHERE status = ?", (status,))[0][0])
+        return int(self._rows("SELECT COUNT(*) FROM edits")[0][0])
+
+    def counts(self) -> dict[str, int]:
+        """Rows per status."""
+        return {s: int(n) for s, n in self._rows("SELECT status, COUNT(*) FROM edits GROUP BY status")}
 
     def list(self, *, author: str | None = None, entity: str | None = None, status: str | Iterable[str] | None = None,
              after: int | None = None, limit: int | None = 50, ascending: bool = False) -> list[LedgerEntry]:
@@ -181,19 +208,18 @@ class Ledger:
         sql += f" ORDER BY id {'ASC' if ascending else 'DESC'}" + (" LIMIT ?" if limit else "")
         if limit:
             args.append(limit)
-        return [self._entry(r) for r in self._db.execute(sql, args)]
+        return [self._entry(r) for r in self._rows(sql, args)]
 
     def recent_count(self, author: str, seconds: float = 60.0) -> int:
         since = (datetime.now(UTC) - timedelta(seconds=seconds)).isoformat(timespec="milliseconds")
-        return int(self._db.execute("SELECT COUNT(*) FROM edits WHERE author = ? AND created >= ?",
-                                    (author, since)).fetchone()[0])
+        return int(self._rows("SELECT COUNT(*) FROM edits WHERE author = ? AND created >= ?", (author, since))[0][0])
 
     def find_key(self, request_key: str, status: str | None = "applied") -> LedgerEntry | None:
         sql = f"SELECT {self._COLS} FROM edits WHERE request_key = ?" + (" AND status = ?" if status else "")
-        row = self._db.execute(sql + " ORDER BY id DESC LIMIT 1",
-                               (request_key, status) if status else (request_key,)).fetchone()
+        row = next(iter(self._rows(sql + " ORDER BY id DESC LIMIT 1",
+                                   (request_key, status) if status else (request_key,))), None)
         return None if row is None else self._entry(row)
 
     def keys(self, status: str = "applied") -> set[str]:
-        return {r[0] for r in self._db.execute(
+        return {r[0] for r in self._rows(
             "SELECT request_key FROM edits WHERE status = ? AND request_key IS NOT NULL", (status,))}

@@ -29,6 +29,7 @@ from oneedit.core.plan import Check, EditPlan
 EDIT_OPS = ("assert", "replace", "retract")
 KG_TAG = "edit #{id}: "
 ROLLBACK_TAG = "rollback of edit #{id}: "
+MAX_ATTEMPTS = 3  # a queued request interrupted this often is marked failed, not retried again
 
 
 class DependentEdits(OneEditError):
@@ -198,13 +199,7 @@ class OneEdit:
             raise PermissionDenied(f"{u.name} is a {u.role}; editing needs the editor role or higher.",
                                    hint="Ask an admin: `oneedit users set-role NAME editor`.")
         if intents is None:
-            parsed = self.parse(text)
-            intents = [i for i in parsed.intents if i.op in EDIT_OPS]
-            if not intents:
-                ops = ", ".join(sorted({i.op for i in parsed.intents})) or "nothing"
-                raise OneEditError(f"{text!r} asks for no change to the KG (it reads as: {ops}).",
-                                   hint='State a fact, e.g. "The capital of France is Lyon"; ask questions '
-                                        "with `oneedit ask`.", details={"parse": parsed.to_dict()})
+            intents = self.edit_intents(text)
         self.users.check_rate(u.name, u.role, self.ledger.recent_count(u.name), self.rate_limit)
         plan = self.plan(intents, user=u, text=text)
         if dry_run or plan.decision == "noop":
@@ -225,6 +220,150 @@ class OneEdit:
         model = self._apply(edit_id, text, plan, u.name, record["method"], probe=probe)
         self.users.adjust_trust(u.name, "accepted")
         return Outcome(edit_id, "applied", plan, text, model, time.perf_counter() - started, u.name)
+
+    def edit_intents(self, text: str) -> list[EditIntent]:
+        """The edit intents of ``text``; an error that shows how it was read when it asks for none."""
+        parsed = self.parse(text)
+        intents = [i for i in parsed.intents if i.op in EDIT_OPS]
+        if not intents:
+            ops = ", ".join(sorted({i.op for i in parsed.intents})) or "nothing"
+            raise OneEditError(f"{text!r} asks for no change to the KG (it reads as: {ops}).",
+                               hint='State a fact, e.g. "The capital of France is Lyon"; ask questions '
+                                    "with `oneedit ask`.", details={"parse": parsed.to_dict()})
+        return intents
+
+    def intents_from_triples(self, triples: Sequence[dict]) -> list[EditIntent]:
+        """Edit intents from structured facts ``{"op", "subject", "relation", "object"}``: names are
+        entity ids, labels or aliases; an unknown object becomes a new entity typed from the
+        relation's range. Ambiguous or unknown subjects raise with the candidates."""
+        from oneedit.core import UnknownEntityError
+
+        if not triples:
+            raise OneEditError("No facts given.", hint='Send e.g. [{"subject": "France", "relation": "capital", '
+                                                       '"object": "Lyon"}].')
+        out = []
+        for n, t in enumerate(triples, 1):
+            op = t.get("op") or "assert"
+            if op not in EDIT_OPS:
+                raise OneEditError(f"Fact {n}: op {op!r} is not one of {', '.join(EDIT_OPS)}.")
+            for part in ("subject", "relation"):
+                if not str(t.get(part) or "").strip():
+                    raise OneEditError(f"Fact {n} has no {part}.", details={"fact": dict(t)})
+            rel = self.kg.resolve_relation(str(t["relation"])).id
+            subj = self.kg.resolve_entity(str(t["subject"]))
+            obj = None
+            name = str(t.get("object") or "").strip()
+            if name:
+                try:
+                    e = self.kg.resolve_entity(name)
+                    obj = Mention(e.label, entity=e, confidence=1.0)
+                except UnknownEntityError as exc:
+                    if (exc.details or {}).get("candidates") or op == "retract":
+                        raise
+                    obj = Mention(name)
+            elif op != "retract":
+                raise OneEditError(f"Fact {n} has no object; only a retraction may leave it out.")
+            out.append(EditIntent(op, Mention(subj.label, entity=subj, confidence=1.0), rel, obj))
+        return out
+
+    # -- the service's queue ---------------------------------------------------------------------
+    def enqueue(self, text: str = "", *, triples: Sequence[dict] | None = None, user: str | None = None,
+                method: str | None = None, request_key: str | None = None) -> int:
+        """Accept a request for the service's worker; returns its ledger id (status ``queued``).
+
+        Permission, rate limit, method and readability are checked now, so a bad request leaves no
+        row; the plan is made later by :meth:`take`, in arrival order, against the KG as the
+        earlier requests left it."""
+        from controller.planner import require_choices
+        from controller.users import can_edit
+
+        u = self.actor(user)
+        if not can_edit(u.role):
+            from oneedit.core import PermissionDenied
+
+            raise PermissionDenied(f"{u.name} is a {u.role}; editing needs the editor role or higher.",
+                                   hint="Ask an admin: `oneedit users set-role NAME editor`.")
+        method = method or self.ws.config.policy.method
+        if method not in ("memit", "grace"):
+            raise OneEditError(f"Unknown editing method {method!r}.", hint="Use memit or grace.")
+        if triples:
+            intents = self.intents_from_triples(triples)
+            request = {"triples": [dict(t) for t in triples]}
+            text = text or "; ".join(f"{t.get('op') or 'assert'} ({t['subject']}, {t['relation']}, "
+                                     f"{t.get('object') or '*'})" for t in triples)
+        else:
+            if not text.strip():
+                raise OneEditError("The request is empty.", hint='Send {"text": "The capital of France is Lyon"}.')
+            intents = self.edit_intents(text)
+            request = {"text": text}
+        for i in intents:
+            require_choices(i)
+        self.users.check_rate(u.name, u.role, self.ledger.recent_count(u.name), self.rate_limit)
+        record = {"request": request, "method": method, "via": "queue", "queued_at": time.time()}
+        return self.ledger.create(u.name, text, record, "queued", request_key=request_key)
+
+    def take(self, edit_id: int) -> EditPlan | None:
+        """Plan a queued request against today's KG. Its row becomes ``pending`` (to be applied by
+        :meth:`apply_taken` or :meth:`stage`), or ``rejected`` / ``needs_review`` / ``unchanged``.
+        Returns the plan, or None when the request could not be planned (rejected, with the error)."""
+        entry = self._entry(edit_id, "queued")
+        record = entry.record
+        request = record.get("request") or {}
+        record["taken_at"] = time.time()
+        try:
+            u = self.actor(entry.author)
+            intents = (self.intents_from_triples(request["triples"]) if request.get("triples")
+                       else self.edit_intents(request.get("text", "")))
+            plan = self.plan(intents, user=u, text=entry.text)
+        except OneEditError as exc:
+            record["error"] = exc.to_dict()
+            self.ledger.update(edit_id, status="rejected", record=record)
+            return None
+        record["plan"] = plan.to_dict()
+        status = {"apply": "pending", "reject": "rejected", "needs_review": "needs_review",
+                  "noop": "unchanged"}[plan.decision]
+        self.ledger.set_entities(edit_id, _entities(plan))
+        self.ledger.update(edit_id, status=status, record=record)
+        if status == "rejected":
+            self.users.adjust_trust(entry.author, "rejected")
+        return plan
+
+    def apply_taken(self, edit_id: int, plan: EditPlan) -> dict | None:
+        """Apply a taken (``pending``) request on its own: KG, then the model (GRACE, or a MEMIT
+        batch of one)."""
+        entry = self._entry(edit_id, "pending")
+        record = entry.record
+        model = self._apply(edit_id, entry.text, plan, entry.author, record.get("method", "memit"), record=record)
+        if model is not None and model.get("answers"):
+            entry = self.ledger.get(edit_id)
+            rec = entry.record
+            rec["model_edit"] = rec.get("model_edit", {}) | {"answers": model["answers"]}
+            self.ledger.update(edit_id, record=rec)
+        self.users.adjust_trust(entry.author, "accepted")
+        return model
+
+    def stage(self, edit_id: int, plan: EditPlan, batch: list) -> None:
+        """Commit a taken request's KG change now and add it to ``batch``, whose model edit
+        :meth:`finish_batch` makes (one MEMIT batch for all of them)."""
+        entry = self._entry(edit_id, "pending")
+        self._stage(edit_id, entry.text, plan, entry.author, entry.record, batch)
+
+    def finish_batch(self, batch: list, *, probe: bool = False) -> dict:
+        """The model edit of a staged batch; every row of it becomes ``applied``."""
+        summary = {"applied": 0, "model_batches": 0}
+        if batch:
+            self._finish_batch(batch, batch[0][2].get("method", "memit"), summary, probe=probe)
+        return summary
+
+    def _stage(self, edit_id: int, text: str, plan: EditPlan, author: str, record: dict, batch: list) -> None:
+        head = self.kg.store.head()
+        record["journal"] = {"stage": "kg", "head": head, "model_id": f"b{batch[0][0] if batch else edit_id}"}
+        self.ledger.update(edit_id, record=record)
+        rev = self.kg.store.commit(plan.diff, author, KG_TAG.format(id=edit_id) + _short(text))
+        fault("kg")
+        record["journal"]["stage"] = "model"
+        self.ledger.update(edit_id, kg_revision=rev.id if rev else None, record=record)
+        batch.append((edit_id, plan, record))
 
     def _apply(self, edit_id: int, text: str, plan: EditPlan, author: str, method: str, *,
                probe: bool = True, record: dict | None = None) -> dict | None:
@@ -264,8 +403,9 @@ class OneEdit:
         if probe:
             after = self._answers(probes)
             out["answers"] = [{"prompt": p.text, "split": split, "expected": p.target.strip(), "before": b, "after": a,
-                               "ok": a.strip().casefold().startswith(p.target.strip().casefold())}
-                              for (split, p), b, a in zip(probes, before, after, strict=True)]
+                               "ok": a.strip().casefold().startswith(p.target.strip().casefold()),
+                               "fact": list(t.as_tuple())}
+                              for (split, p, t), b, a in zip(probes, before, after, strict=True)]
         return out
 
     def _probe_prompts(self, facts: Sequence[Triple]) -> list:
@@ -279,7 +419,7 @@ class OneEdit:
             for split in ("train", "heldout"):
                 ps = verb.prompts(f, split)
                 if ps:
-                    out.append((split, ps[0]))
+                    out.append((split, ps[0], t))
         return out
 
     def _answers(self, probes) -> list[str]:
@@ -288,7 +428,7 @@ class OneEdit:
         from editor.probe import continuations
 
         em = self.model
-        return [a.strip() for a in continuations(em.model, em.codec, [p for _, p in probes])]
+        return [a.strip() for a in continuations(em.model, em.codec, [p[1] for p in probes])]
 
     # -- review ----------------------------------------------------------------------------------
     def review_queue(self) -> list[dict]:
@@ -496,11 +636,20 @@ class OneEdit:
                 discarded = self.model.discard(model_id)
             record = entry.record
             record.pop("journal", None)
-            record["failure"] = {"stage": journal.get("stage", "ledger"), "reverted_kg": reverted,
-                                 "model_discarded": discarded,
-                                 "reason": "interrupted before it completed; undone on restart"}
+            failure = {"stage": journal.get("stage", "ledger"), "reverted_kg": reverted,
+                       "model_discarded": discarded, "reason": "interrupted before it completed; undone on restart"}
+            attempts = int(record.get("attempts", 0)) + 1
+            if record.get("via") == "queue" and attempts < MAX_ATTEMPTS:
+                # a request of the service's queue: undone, then queued again for the next start
+                for key in ("plan", "taken_at"):
+                    record.pop(key, None)
+                record |= {"attempts": attempts, "interrupted": record.get("interrupted", []) + [failure]}
+                self.ledger.update(entry.id, status="queued", record=record)
+                out.append({"edit": entry.id, "undone": True, "requeued": True, **failure})
+                continue
+            record["failure"] = failure
             self.ledger.update(entry.id, status="failed", record=record)
-            out.append({"edit": entry.id, "undone": True, **record["failure"]})
+            out.append({"edit": entry.id, "undone": True, **failure})
         for entry in self.ledger.list(status="applied", limit=None):
             rj = entry.record.get("rollback_journal")
             if rj:
@@ -561,7 +710,7 @@ class OneEdit:
             prompt = verb.prompt(Fact(label(subj), prompt_rel, "", subj, ""), "train")
         except KeyError:
             return out | {"model": None, "agree": None}
-        said = self._answers([("train", prompt)])[0]
+        said = self._answers([("train", prompt, None)])[0]
         out["model_prompt"] = prompt.text
         out["model"] = said
         norm = said.casefold()
@@ -645,15 +794,9 @@ class OneEdit:
             summary["problems"].append({"line": line, "edit": edit_id, "status": status,
                                         "reason": "; ".join(plan.reasons)})
             return
-        head = self.kg.store.head()
-        record["journal"] = {"stage": "kg", "head": head, "model_id": f"b{batch[0][0] if batch else edit_id}"}
-        self.ledger.update(edit_id, record=record)
-        rev = self.kg.store.commit(plan.diff, u.name, KG_TAG.format(id=edit_id) + _short(res.text))
-        record["journal"]["stage"] = "model"
-        self.ledger.update(edit_id, kg_revision=rev.id if rev else None, record=record)
-        batch.append((edit_id, plan, record))
+        self._stage(edit_id, res.text, plan, u.name, record, batch)
 
-    def _finish_batch(self, batch: list, method: str, summary: dict) -> None:
+    def _finish_batch(self, batch: list, method: str, summary: dict, *, probe: bool = False) -> None:
         if not batch:
             return
         ids = [b[0] for b in batch]
@@ -666,15 +809,19 @@ class OneEdit:
             own[edit_id] = mine
             for t in mine:
                 facts[_fact_key(t)] = t
-        model = self._model_edit(model_id, list(facts.values()), method, probe=False) if facts else None
+        model = self._model_edit(model_id, list(facts.values()), method, probe=probe) if facts else None
         if model is not None:
             summary["model_batches"] += 1
+        fault("model")
         records = {}
         for edit_id, _plan, record in batch:
             record.pop("journal", None)
             if model is not None:
-                record["model_edit"] = {k: v for k, v in model.items() if k != "facts"} | {
+                mine = {tuple(f) for f in (list(t.as_tuple()) for t in own[edit_id])}
+                record["model_edit"] = {k: v for k, v in model.items() if k not in ("facts", "answers")} | {
                     "own_facts": [list(t.as_tuple()) for t in own[edit_id]], "shared_with": ids}
+                if model.get("answers"):
+                    record["model_edit"]["answers"] = [a for a in model["answers"] if tuple(a["fact"]) in mine]
             records[edit_id] = record
         self.ledger.update_many(ids, status="applied", records=records)
         summary["applied"] += len(ids)

@@ -116,10 +116,14 @@ def europe_subset(kg) -> list[Triple]:
 
 @pytest.fixture(scope="session")
 def model_cache(tmp_path_factory):
-    """Trained models and key statistics cached for the whole session (never in the user's cache)."""
+    """Trained models and key statistics cached for the whole session (never in the user's cache).
+
+    ``ONEEDIT_TEST_CACHE=DIR`` keeps them across runs (for local development; CI starts cold)."""
     import os
 
-    path = tmp_path_factory.mktemp("oneedit-cache")
+    keep = os.environ.get("ONEEDIT_TEST_CACHE")
+    path = Path(keep) if keep else tmp_path_factory.mktemp("oneedit-cache")
+    path.mkdir(parents=True, exist_ok=True)
     old = os.environ.get("ONEEDIT_CACHE")
     os.environ["ONEEDIT_CACHE"] = str(path)
     yield path

@@ -136,12 +136,14 @@ class KGStore(ABC):
     def find_entities(self, text: str, *, limit: int = 5, type: str | None = None,
                       fuzzy: bool = True, cutoff: float = 0.6) -> list[EntityMatch]:
         """Entities whose id, label or alias matches ``text`` (case-insensitive, then fuzzy)."""
-        return self._name_index().find(text, limit=limit, type=type, fuzzy=fuzzy, cutoff=cutoff)
+        with self._write_lock:  # the index changes on commit; readers on other threads wait for it
+            return self._name_index().find(text, limit=limit, type=type, fuzzy=fuzzy, cutoff=cutoff)
 
     def match_mention(self, text: str, *, limit: int = 10, types: Iterable[str] | None = None,
                       cutoff: float = 0.6) -> list[EntityMatch]:
         """Candidate entities for a name written in running text (see ``NameIndex.match_mention``)."""
-        return self._name_index().match_mention(text, limit=limit, types=types, cutoff=cutoff)
+        with self._write_lock:
+            return self._name_index().match_mention(text, limit=limit, types=types, cutoff=cutoff)
 
     def _name_index(self):
         if self._names is None:

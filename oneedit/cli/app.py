@@ -22,6 +22,7 @@ from oneedit.cli.edit import (
     rollback_command,
 )
 from oneedit.cli.parse import parse_command
+from oneedit.cli.serve import serve_command
 from oneedit.cli.users import users_app
 
 app = typer.Typer(
@@ -44,6 +45,7 @@ app.command("import")(handle_errors(import_command))
 app.command("protect")(handle_errors(protect_command))
 app.add_typer(review_app, name="review")
 app.add_typer(users_app, name="users")
+app.command("serve")(handle_errors(serve_command))
 
 
 def _summary_table(summary: dict):

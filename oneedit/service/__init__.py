@@ -1,0 +1,1 @@
+"""The multi-user HTTP service (``oneedit serve``): API, model worker and chat page."""
