@@ -31,11 +31,17 @@ from dataclasses import dataclass
 
 import torch
 
+#: keys closer than this (relative to the key's norm) are the same prompt read again
+SAME_KEY = 1e-6
+
 from editor import arch
 from editor.hparams import GraceHparams
 from editor.hooks import PROMPT_LAST, at_positions, capture_input
 from editor.probe import TextCodec, fact_nll_at_targets, step_active
 from editor.verbalize import Prompt
+
+#: keys closer than this (relative to the key's norm) are the same prompt read again
+SAME_KEY = 1e-6
 
 
 @dataclass
@@ -98,7 +104,7 @@ class Codebook:
             self.add(e)
 
     def _insert(self, edit: GraceEdit) -> dict:
-        added = grown = split = 0
+        added = grown = split = superseded = 0
         vrow = len(self.log) - 1
         for key in edit.keys:
             if len(self):
@@ -106,6 +112,13 @@ class Codebook:
                 i = int(d.argmin())
                 di = float(d[i])
                 if di < float(self.radii[i]) + edit.epsilon:
+                    if self.answer[i] != edit.target and di <= SAME_KEY * max(1.0, float(key.norm())):
+                        # the very prompt of an earlier edit, now with another answer: the later edit
+                        # wins (a fact edited twice), where the paper's split would leave both radii
+                        # at zero and the prompt to the unedited model
+                        self.owner[i], self.answer[i], self.value_index[i] = edit.edit_id, edit.target, vrow
+                        superseded += 1
+                        continue
                     if self.answer[i] == edit.target:
                         self.radii[i] = max(float(self.radii[i]), di)  # grow: the entry now covers the key
                         grown += 1
@@ -117,7 +130,9 @@ class Codebook:
                     continue
             self._append(key, edit, edit.epsilon, vrow)
             added += 1
-        return {"added": added, "grown": grown, "split": split}
+        if superseded and not (added or split):
+            self.values = torch.stack([e.value.float() for e in self.log])
+        return {"added": added, "grown": grown, "split": split, "superseded": superseded}
 
     def _append(self, key: torch.Tensor, edit: GraceEdit, radius: float, vrow: int) -> None:
         key = key.float()[None]
@@ -322,7 +337,7 @@ class GraceAdapter:
                      "seconds": round(time.perf_counter() - started, 3)}
 
     def apply(self, edits: Sequence[GraceEdit]) -> dict:
-        totals = {"added": 0, "grown": 0, "split": 0}
+        totals = {"added": 0, "grown": 0, "split": 0, "superseded": 0}
         for e in edits:
             for k, v in self.codebook.add(e).items():
                 totals[k] += v

@@ -36,6 +36,10 @@ class DependentEdits(OneEditError):
     """Later edits build on the one being rolled back."""
 
 
+class EditStateError(OneEditError):
+    """The edit is not in the state the action needs (e.g. rolling back one that is not applied)."""
+
+
 @dataclass
 class Outcome:
     """What happened to one request."""
@@ -233,11 +237,11 @@ class OneEdit:
         return intents
 
     def intents_from_triples(self, triples: Sequence[dict]) -> list[EditIntent]:
-        """Edit intents from structured facts ``{"op", "subject", "relation", "object"}``: names are
-        entity ids, labels or aliases; an unknown object becomes a new entity typed from the
-        relation's range. Ambiguous or unknown subjects raise with the candidates."""
-        from oneedit.core import UnknownEntityError
-
+        """Edit intents from structured facts ``{"op", "subject", "relation", "object"}`` (optional
+        ``subject_type`` / ``object_type`` for new entities). Names are entity ids, labels or
+        aliases; a name that fits several entities raises :class:`AmbiguousRequest` with the
+        options, as text requests do; an unknown name becomes a new entity (typed from the
+        relation's domain or range, or the ``*_type`` given) except in a retraction."""
         if not triples:
             raise OneEditError("No facts given.", hint='Send e.g. [{"subject": "France", "relation": "capital", '
                                                        '"object": "Lyon"}].')
@@ -250,21 +254,40 @@ class OneEdit:
                 if not str(t.get(part) or "").strip():
                     raise OneEditError(f"Fact {n} has no {part}.", details={"fact": dict(t)})
             rel = self.kg.resolve_relation(str(t["relation"])).id
-            subj = self.kg.resolve_entity(str(t["subject"]))
+            subj = self._named(str(t["subject"]), "subject", op, t.get("subject_type"))
             obj = None
-            name = str(t.get("object") or "").strip()
-            if name:
-                try:
-                    e = self.kg.resolve_entity(name)
-                    obj = Mention(e.label, entity=e, confidence=1.0)
-                except UnknownEntityError as exc:
-                    if (exc.details or {}).get("candidates") or op == "retract":
-                        raise
-                    obj = Mention(name)
+            if str(t.get("object") or "").strip():
+                obj = self._named(str(t["object"]), "object", op, t.get("object_type"))
             elif op != "retract":
                 raise OneEditError(f"Fact {n} has no object; only a retraction may leave it out.")
-            out.append(EditIntent(op, Mention(subj.label, entity=subj, confidence=1.0), rel, obj))
+            out.append(EditIntent(op, subj, rel, obj))
         return out
+
+    def _named(self, name: str, role: str, op: str, new_type: str | None) -> Mention:
+        from controller.planner import AmbiguousRequest
+        from oneedit.core import UnknownEntityError
+
+        name = " ".join(name.split())
+        try:
+            e = self.kg.resolve_entity(name)
+            return Mention(e.label, entity=e, confidence=1.0)
+        except UnknownEntityError as exc:
+            ids = (exc.details or {}).get("candidates")
+            if ids:
+                options = [self.kg.store.entity(i) for i in ids]
+                raise AmbiguousRequest(
+                    f"{name!r} could be several entities: "
+                    + ", ".join(f"{e.label} ({e.id})" for e in options if e) + ".",
+                    hint="Send its id instead.",
+                    details={"mention": name, "role": role, "candidates": ids,
+                             "options": [{"id": e.id, "label": e.label, "description": e.description,
+                                          "type": e.type} for e in options if e]}) from None
+            if op == "retract":
+                raise
+        if new_type is not None and new_type not in self.kg.schema.types:
+            raise OneEditError(f"Unknown type {new_type!r} for the new entity {name!r}.",
+                               hint="Types: " + ", ".join(sorted(self.kg.schema.types)) + ".")
+        return Mention(name, new_type=new_type)
 
     # -- the service's queue ---------------------------------------------------------------------
     def enqueue(self, text: str = "", *, triples: Sequence[dict] | None = None, user: str | None = None,
@@ -483,7 +506,7 @@ class OneEdit:
         if entry is None:
             raise OneEditError(f"No edit #{edit_id} in the ledger.", hint="List edits with `oneedit history`.")
         if status and entry.status != status:
-            raise OneEditError(f"Edit #{edit_id} is {entry.status}, not {status}.",
+            raise EditStateError(f"Edit #{edit_id} is {entry.status}, not {status}.",
                                hint="See it with `oneedit history --json`.")
         return entry
 
@@ -511,8 +534,8 @@ class OneEdit:
         u = self.actor(user)
         entry = self._entry(edit_id)
         if entry.status != "applied":
-            raise OneEditError(f"Edit #{edit_id} is {entry.status}; only applied edits can be rolled back.",
-                               hint="See `oneedit history`.")
+            raise EditStateError(f"Edit #{edit_id} is {entry.status}; only applied edits can be rolled back.",
+                                 hint="See `oneedit history`.", details={"edit": edit_id, "status": entry.status})
         if entry.author != u.name and not can_review(u.role):
             from oneedit.core import PermissionDenied
 

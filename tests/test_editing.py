@@ -226,3 +226,28 @@ def test_woodbury_solve_matches_direct():
     direct = torch.linalg.solve(lam * c + 1e-6 * torch.diagonal(lam * c).mean() * torch.eye(d) + k @ k.T, k)
     assert torch.allclose(solve_adjusted_keys(factor, k), direct, atol=1e-8)
     assert cache.factor(c, lam, key=("x",)) is factor  # cached
+
+
+def test_grace_codebook_a_fact_edited_twice_takes_the_later_answer_and_undo_restores_the_first():
+    import torch
+
+    from editor.grace import Codebook, GraceEdit
+
+    keys = torch.tensor([[1.0, 0.0, 0.0], [0.0, 2.0, 0.0]])
+    first = GraceEdit("e1", keys, torch.tensor([1.0, 1.0]), " Hamburg", 0.5)
+    second = GraceEdit("e2", keys.clone(), torch.tensor([2.0, 2.0]), " Detmold", 0.5)
+    near = GraceEdit("e3", keys + 0.1, torch.tensor([3.0, 3.0]), " Palermo", 0.5)
+    book = Codebook()
+    book.add(first)
+    assert book.add(second) == {"added": 0, "grown": 0, "split": 0, "superseded": 2}
+    # the same prompts now answer Detmold, at full radius (the paper's split would zero both)
+    assert book.answer == [" Detmold", " Detmold"] and book.owner == ["e2", "e2"]
+    assert book.radii.tolist() == [0.5, 0.5]
+    assert torch.equal(book.entry_values(), torch.tensor([[2.0, 2.0], [2.0, 2.0]]))
+    # a nearby but different key still splits, as in the paper
+    assert book.add(near)["split"] == 2
+    # removing the later edit replays the log: the first answer comes back exactly
+    book.remove("e3")
+    book.remove("e2")
+    assert book.answer == [" Hamburg", " Hamburg"] and book.radii.tolist() == [0.5, 0.5]
+    assert torch.equal(book.entry_values(), torch.tensor([[1.0, 1.0], [1.0, 1.0]]))

@@ -7,7 +7,7 @@ from typing import Annotated, Optional
 import typer
 
 from oneedit.cli.options import JsonOpt, WorkspaceOpt
-from oneedit.cli.output import console, err_console, print_json
+from oneedit.cli.output import console, err_console
 
 
 def serve_command(
@@ -48,7 +48,7 @@ def serve_command(
                 "model": oe.has_model(), "batch_window_s": service.worker.window, "max_batch": service.worker.max_batch,
                 "queued": oe.ledger.count("queued")}
         if as_json:
-            print_json({"event": "listening"} | info)
+            _line({"event": "listening"} | info)
         else:
             c = console()
             c.print(f"[bold green]OneEdit serving[/] {oe.ws.root} at [link={url}]{url}[/link]")
@@ -60,10 +60,17 @@ def serve_command(
         server.run(sockets=[sock])
         stats = service.worker.stats.to_dict() | {"queued_left": oe.ledger.count("queued")}
         if as_json:
-            print_json({"event": "stopped"} | stats)
+            _line({"event": "stopped"} | stats)
         else:
             console().print(f"Stopped. {stats['applied']} edit(s) applied in {stats['memit_batches']} MEMIT "
                             f"batch(es) (average {stats['avg_batch_size']}); {stats['queued_left']} left queued.")
     finally:
         sock.close()
         oe.close()
+
+
+def _line(data: dict) -> None:
+    """``--json``: one JSON object per line (listening, stopped), flushed for the reading process."""
+    import json
+
+    print(json.dumps(data), flush=True)

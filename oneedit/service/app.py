@@ -61,12 +61,14 @@ class ApiError(OneEditError):
 
 def http_status(exc: OneEditError) -> int:
     from controller.planner import AmbiguousRequest
-    from oneedit.system import DependentEdits
+    from oneedit.system import DependentEdits, EditStateError
 
     if isinstance(exc, ApiError):
         return exc.status
+    if isinstance(exc, UnknownEntityError) and (exc.details or {}).get("candidates"):
+        return 409  # a name that fits several entities: the person chooses
     for cls, code in ((PermissionDenied, 403), (RateLimitError, 429), (AmbiguousRequest, 409),
-                      (DependentEdits, 409), (UserExistsError, 409), (ServiceStopping, 503)):
+                      (DependentEdits, 409), (EditStateError, 409), (UserExistsError, 409), (ServiceStopping, 503)):
         if isinstance(exc, cls):
             return code
     return 400
@@ -86,6 +88,8 @@ class FactIn(_Body):
     subject: str = Field(min_length=1, max_length=300, description="entity id, label or alias")
     relation: str = Field(min_length=1, max_length=100, description="relation id or phrase")
     object: str | None = Field(None, max_length=300, description="entity id, label or alias; a new name makes a new entity")
+    subject_type: str | None = Field(None, max_length=100, description="type of a new subject (default: from the relation's domain)")
+    object_type: str | None = Field(None, max_length=100, description="type of a new object (default: from the relation's range)")
 
 
 class EditIn(_Body):
@@ -181,15 +185,15 @@ class Service:
 
     def start(self) -> None:
         _ = self.system.interpreter  # built once, before requests share it
-        warmup = None
-        if self.system.has_model():
+        _ = self.system.safety       # the toxicity classifier loads in seconds: not on the first edit
+        def warmup(system):  # on the worker's thread, before any queued edit
+            _ = system.model
+            self.model_state = "ready"
+
+        has_model = self.system.has_model()
+        if has_model:
             self.model_state = "loading"
-
-            def warmup(system):  # on the worker's thread, before any queued edit
-                _ = system.model
-                self.model_state = "ready"
-
-        self.resumed = self.worker.start(warmup=warmup)
+        self.resumed = self.worker.start(warmup=warmup if has_model else None)
 
     def stop(self) -> None:
         self.worker.stop()
@@ -295,19 +299,16 @@ def create_app(service: Service) -> FastAPI:
         if body.dry_run:
             def dry(s):
                 intents = s.intents_from_triples(triples) if triples else None
-                return s.submit(body.text or "", intents=intents, user=user.name, dry_run=True).to_dict()
+                out = s.submit(body.text or "", intents=intents, user=user.name, dry_run=True).to_dict()
+                # one vocabulary on the API: the ledger's "unchanged" for a request the KG already satisfies
+                return out | {"status": "unchanged" if out["status"] == "noop" else out["status"]}
             return JSONResponse(await on_worker(dry), status_code=200)
-        if body.request_key:
-            seen = system.ledger.find_key(f"{user.name}:{body.request_key}", status=None)
-            if seen is not None:
-                return JSONResponse(seen.to_dict() | {"duplicate": True}, status_code=200,
-                                    headers={"Location": f"/api/edits/{seen.id}"})
         row = await run_in_threadpool(service.worker.submit, body.text or "", triples=triples, user=user.name,
                                       method=body.method,
                                       request_key=f"{user.name}:{body.request_key}" if body.request_key else None)
-        return JSONResponse(row | {"links": {"self": f"/api/edits/{row['id']}",
-                                             "events": f"/api/edits/{row['id']}/events"}},
-                            status_code=202, headers={"Location": f"/api/edits/{row['id']}"})
+        links = {"self": f"/api/edits/{row['id']}", "events": f"/api/edits/{row['id']}/events"}
+        return JSONResponse(row | {"links": links}, status_code=200 if row.get("duplicate") else 202,
+                            headers={"Location": links["self"]})
 
     @app.get("/api/edits", tags=["edits"])
     def history(user: Viewer, author: str | None = None, status: str | None = None, entity: str | None = None,
@@ -321,7 +322,9 @@ def create_app(service: Service) -> FastAPI:
         if entity:
             try:
                 entity = system.kg.resolve_entity(entity).id
-            except UnknownEntityError:
+            except UnknownEntityError as exc:
+                if (exc.details or {}).get("candidates"):
+                    raise
                 return {"edits": []}
         rows = system.ledger.list(author=author, entity=entity, status=status, limit=limit)
         return {"edits": [e.to_dict() for e in rows]}

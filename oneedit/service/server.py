@@ -53,6 +53,25 @@ def bind_socket(host: str, port: int) -> socket.socket:
     return sock
 
 
+def _server_class():
+    import signal
+
+    import uvicorn
+
+    class Server(uvicorn.Server):
+        """uvicorn's server, but a SIGTERM/SIGINT that it shut down gracefully for is not raised
+        again afterwards: the command finishes its own shutdown (closing the KG, printing the
+        summary) and exits 0. A second Ctrl-C still forces the exit."""
+
+        def handle_exit(self, sig, frame) -> None:
+            if self.should_exit and sig == signal.SIGINT:
+                self.force_exit = True
+            else:
+                self.should_exit = True
+
+    return Server
+
+
 def make_server(system, sock: socket.socket, *, window=None, max_batch=None, probe=None, log_level="warning"):
     import uvicorn
 
@@ -62,7 +81,7 @@ def make_server(system, sock: socket.socket, *, window=None, max_batch=None, pro
     app = create_app(service)
     config = uvicorn.Config(app, log_level=log_level, timeout_graceful_shutdown=3, lifespan="on",
                             access_log=log_level in ("info", "debug"))
-    return uvicorn.Server(config), service
+    return _server_class()(config), service
 
 
 def url_of(sock: socket.socket) -> str:

@@ -149,6 +149,10 @@ class Worker:
             raise ServiceStopping("The service is shutting down and takes no new edits.",
                                   hint="Send it again once the service is back.")
         with self._order:  # ledger id order == queue order == arrival order
+            if request_key:  # a retried request: the first one's row (checked under the same lock)
+                seen = self.sys.ledger.find_key(request_key, status=None)
+                if seen is not None:
+                    return seen.to_dict() | {"duplicate": True}
             edit_id = self.sys.enqueue(text, triples=triples, user=user, method=method, request_key=request_key)
             self._q.put(("edit", edit_id))
         entry = self.sys.ledger.get(edit_id)
