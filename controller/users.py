@@ -22,7 +22,6 @@ import hmac
 import re
 import secrets
 import sqlite3
-import threading
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field, fields
 from datetime import UTC, datetime
@@ -37,6 +36,7 @@ from oneedit.core import (
     UserError,
     UserExistsError,
 )
+from oneedit.core.sqlite import LockedConnection
 
 ROLES: tuple[str, ...] = ("viewer", "editor", "curator", "admin")
 OUTCOMES: tuple[str, ...] = ("accepted", "rejected", "rolled_back")
@@ -215,12 +215,13 @@ def _new_token() -> str:
 
 
 class _Db:
-    """One WAL connection to the workspace's SQLite file, writes serialised by a lock."""
+    """One WAL connection to the workspace's SQLite file, shared by threads (every statement
+    under its lock; writes that read first hold it around both)."""
 
     def __init__(self, path: str | Path):
         self.path = Path(path)
-        self._lock = threading.Lock()
-        self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None, timeout=10.0)
+        self._db = LockedConnection(self.path)
+        self._lock = self._db.lock
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.executescript(_DDL)
 

@@ -23,6 +23,7 @@ stream is not available; it returns the edit's ledger row.
 from __future__ import annotations
 
 import time
+import uuid
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any, Literal, TypeAlias
 from urllib.parse import quote
@@ -147,10 +148,19 @@ class Client:
             kw["params"] = {k: v for k, v in params.items() if v is not None}
         if timeout is not None:
             kw["timeout"] = timeout
-        try:
-            response = self._http.request(method, path, **kw)
-        except httpx.TransportError as exc:
-            raise self._unreachable(exc) from exc
+        # a read, or a keyed edit, is sent once more when the connection drops under it (a
+        # keep-alive connection the server closed just as the request went out)
+        retry = method == "GET" or bool(isinstance(json, Mapping) and json.get("request_key"))
+        for attempt in (1, 2):
+            try:
+                response = self._http.request(method, path, **kw)
+                break
+            except (httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError) as exc:
+                if not retry or attempt == 2:
+                    raise self._unreachable(exc) from exc
+                time.sleep(0.05)
+            except httpx.TransportError as exc:
+                raise self._unreachable(exc) from exc
         if not response.is_success:
             raise ApiError.from_response(response)
         return response
@@ -216,8 +226,9 @@ class Client:
             body["method"] = method
         if dry_run:
             body["dry_run"] = True
-        if request_key is not None:
-            body["request_key"] = request_key
+        if not dry_run:
+            # always keyed, so a request lost to a dropped connection can be sent again safely
+            body["request_key"] = request_key if request_key is not None else uuid.uuid4().hex
         row = self._json("POST", "/api/edits", json=body)
         if dry_run or not wait:
             return row

@@ -10,14 +10,13 @@ the whole diff in memory at once.
 from __future__ import annotations
 
 import json
-import sqlite3
-import threading
 import zlib
 from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
 from oneedit.core import Diff, Revision, RevisionError, Triple
+from oneedit.core.sqlite import LockedConnection
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS revisions (
@@ -88,8 +87,8 @@ class SQLiteRevisionLog:
         self.path = Path(path)
         #: ``(bytes, encoding) -> Iterator[Triple]`` for revisions stored as RDF files (bulk loads).
         self._rdf_decoder = rdf_decoder
-        self._lock = threading.Lock()
-        self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
+        self._db = LockedConnection(self.path)  # the service reads it from request threads
+        self._lock = self._db.lock
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.executescript(_SCHEMA)

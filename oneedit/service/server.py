@@ -80,6 +80,7 @@ def make_server(system, sock: socket.socket, *, window=None, max_batch=None, pro
     service = Service(system, window=window, max_batch=max_batch, probe=probe)
     app = create_app(service)
     config = uvicorn.Config(app, log_level=log_level, timeout_graceful_shutdown=3, lifespan="on",
+                            timeout_keep_alive=30,  # clients wait on edits between requests
                             access_log=log_level in ("info", "debug"))
     return _server_class()(config), service
 
