@@ -88,7 +88,7 @@ def test_edit_ask_history_rollback(copy_ws):
     assert kg_head_and_edits(copy_ws) == (head0 + 2, 1)  # the edit's revision and its revert
 
     again = cli_json(copy_ws, "rollback", "1", code=1)
-    assert again["error"] == "OneEditError" and "rolled_back" in again["message"]
+    assert again["error"] == "EditStateError" and "rolled_back" in again["message"]
     missing = cli_json(copy_ws, "rollback", "99", code=1)
     assert missing["message"] == "No edit #99 in the ledger."
 
