@@ -230,6 +230,74 @@ class TestEmbeddedStore(StoreConformance):
         assert sorted(str(r[0]).rsplit(":", 1)[1] for r in rows) == ["lyon", "paris"]
 
 
+@pytest.fixture(scope="session")
+def bolt(tmp_path_factory):
+    from tests.bolt_support import bolt_server, stop
+
+    server = bolt_server(tmp_path_factory.mktemp("bolt"))
+    yield server
+    stop(server)
+
+
+class TestNeo4jStore(StoreConformance):
+    """The same suite on a real Bolt server: FalkorDB on loopback, or Neo4j at $ONEEDIT_NEO4J_URI."""
+
+    @pytest.fixture(autouse=True)
+    def _server(self, bolt):
+        self.server = bolt
+        self.opened: set[str] = set()
+
+    def make_store(self, path):
+        from controller.stores.neo4j import Neo4jStore
+
+        store = Neo4jStore(**self.server.options())
+        if str(path) not in self.opened:  # a new "path" starts empty; the same one reopens the graph
+            store.wipe()
+        self.opened.add(str(path))
+        return store
+
+    def test_hostile_labels_round_trip_and_stay_parameters(self, st):
+        nasty = ['a"b', "it's", "{x: 1}", "`tick`", "MATCH (n) DETACH DELETE n", "}) RETURN 1 //", "$param",
+                 "\\u0000 back\\slash", "line\nbreak", "ünïcødé 東京"]
+        with st.transaction("t", "nasty") as txn:
+            for i, label in enumerate(nasty):
+                txn.add_all(Entity(f"n{i}", "City", label, (label + " alias",), description=label).triples())
+            txn.add(Triple("n0", "located_in", "n1"))
+        for i, label in enumerate(nasty):
+            e = st.entity(f"n{i}")
+            assert e is not None and e.label == label and e.aliases == (label + " alias",) and e.description == label
+        assert st.find_entities("MATCH (n) DETACH DELETE n")[0].entity.id == "n4"
+        assert st.count() == len(nasty) * 4 + 1  # nothing was executed as Cypher
+
+    def test_names_that_cannot_be_relationship_types_are_refused(self, st):
+        from oneedit.core import StoreError
+
+        with pytest.raises(StoreError, match="letters, digits and underscores"):
+            st.commit(Diff((Triple("a", "capital`]->(x) DETACH DELETE x //", "b"),), ()), "t", "bad")
+        assert st.head() == 0 and st.count() == 0
+
+    def test_a_hung_server_is_a_timeout_not_a_hang(self, bolt, tmp_path):
+        import socket
+        import threading
+        import time
+
+        from controller.stores.neo4j import Neo4jStore
+        from oneedit.core import StoreError
+
+        # a Bolt port that accepts connections and never answers
+        srv = socket.socket()
+        srv.bind(("127.0.0.1", 0))
+        srv.listen(8)
+        held = []
+        threading.Thread(target=lambda: [held.append(srv.accept()) for _ in range(4)], daemon=True).start()
+        t0 = time.monotonic()
+        with pytest.raises(StoreError) as info:
+            Neo4jStore(f"bolt://127.0.0.1:{srv.getsockname()[1]}", user="x", password="y", timeout=2.0)
+        assert time.monotonic() - t0 < 20 and "did not answer" in info.value.message + (info.value.hint or "") \
+            or "failed" in info.value.message
+        srv.close()
+
+
 def test_embedded_rdf_bulk_load_is_revertible_and_checks_namespace(tmp_path):
     import pyoxigraph as ox
 

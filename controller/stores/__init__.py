@@ -33,6 +33,13 @@ def _embedded(**options) -> KGStore:
     return EmbeddedStore(**options)
 
 
+def _neo4j(**options) -> KGStore:
+    from controller.stores.neo4j import Neo4jStore
+
+    return Neo4jStore(**options)
+
+
 register("embedded", _embedded)
+register("neo4j", _neo4j)
 
 __all__ = ["KGStore", "Transaction", "available", "open_store", "register"]
