@@ -41,7 +41,7 @@ class Workspace:
 
     @classmethod
     def init(cls, root: str | Path | None = None, *, data: str | Path | None = None,
-             author: str = "admin", progress=None) -> tuple[Workspace, bool]:
+             author: str = "admin", progress=None, store=None) -> tuple[Workspace, bool]:
         """Create a workspace from a data directory (default: the shipped ``kg_data``).
 
         Safe to run twice: an existing workspace is opened, not reloaded. Returns
@@ -74,6 +74,8 @@ class Workspace:
         shutil.copyfile(schema_src, root / "schema.yaml")
         config = WorkspaceConfig(created=datetime.now(UTC).isoformat(timespec="seconds"),
                                  source=str(data_dir), user=author)
+        if store is not None:  # e.g. StoreConfig("neo4j", {"uri": ..., "password_env": ...})
+            config.store = store
         ws = cls(root, config)
         kg = ws.kg
         if kg.store.head() == 0:  # an interrupted earlier init may have loaded already

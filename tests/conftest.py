@@ -178,3 +178,14 @@ def interp(shipped_ws):
     from interpreter import Interpreter
 
     return Interpreter.from_kg(shipped_ws.kg)
+
+
+@pytest.fixture(scope="session")
+def bolt(tmp_path_factory):
+    """A real Bolt server for the session: FalkorDB on loopback, or Neo4j at $ONEEDIT_NEO4J_URI
+    (see tests/bolt_support.py). Tests that use it empty its database first."""
+    from tests.bolt_support import bolt_server, stop
+
+    server = bolt_server(tmp_path_factory.mktemp("bolt"))
+    yield server
+    stop(server)

@@ -230,15 +230,6 @@ class TestEmbeddedStore(StoreConformance):
         assert sorted(str(r[0]).rsplit(":", 1)[1] for r in rows) == ["lyon", "paris"]
 
 
-@pytest.fixture(scope="session")
-def bolt(tmp_path_factory):
-    from tests.bolt_support import bolt_server, stop
-
-    server = bolt_server(tmp_path_factory.mktemp("bolt"))
-    yield server
-    stop(server)
-
-
 class TestNeo4jStore(StoreConformance):
     """The same suite on a real Bolt server: FalkorDB on loopback, or Neo4j at $ONEEDIT_NEO4J_URI."""
 

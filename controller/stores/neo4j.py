@@ -241,7 +241,8 @@ class GraphRevisionLog:
     def close(self) -> None:
         pass
 
-    def begin(self, author: str, message: str, changes: Iterable[tuple[str, Triple]]) -> int:
+    def begin(self, author: str, message: str, changes: Iterable[tuple[str, Triple]], *,
+              time: datetime | None = None) -> int:
         """A pending revision: its node, then its diff in parts (each small enough for the server).
         A crash before the parts are all written leaves a pending revision whose changes were
         never applied; undoing them on open changes nothing."""
@@ -254,7 +255,8 @@ class GraphRevisionLog:
             "SET m.next = m.next + 1 "
             "WITH m CREATE (r:OneEditRevision {id: m.next, author: $author, time: $time, message: $message, "
             "state: 'pending', n_added: $n_add, n_removed: $n_rem, parts: $n_parts}) RETURN r.id",
-            "recording a revision", author=author, time=datetime.now(UTC).isoformat(timespec="milliseconds"),
+            "recording a revision", author=author,
+            time=(time or datetime.now(UTC)).isoformat(timespec="milliseconds"),
             message=message[:1000], n_add=n_add, n_rem=n_rem, n_parts=len(parts))
         rev_id = int(rows[0][0])
         for seq, part in enumerate(parts):
@@ -508,3 +510,39 @@ def _by_object(rows: list[dict]) -> dict[str, list[dict]]:
     for r in rows:
         out[r["o"]].append(r)
     return out
+
+
+def copy_history(src: KGStore, dst: KGStore, progress=None) -> dict:
+    """Copy a store's KG with its whole history into an empty one: every revision in order, with
+    its id, author, time, message and state, so the ledger's references (``kg_revision``) and
+    ``revert``/``restore`` keep working. Returns what was copied, checked triple for triple."""
+    if dst.head() != 0 or dst.count() != 0 or dst.log.list(limit=1, include_aborted=True):
+        raise StoreError("The target graph database is not empty.",
+                         hint="Point at an empty database, or pass --replace to wipe it first.")
+    revs = []
+    offset = 0
+    while True:
+        batch = src.log.list(limit=500, offset=offset, include_aborted=True, descending=False)
+        if not batch:
+            break
+        revs += batch
+        offset += len(batch)
+    copied = 0
+    for n, rev in enumerate(revs, 1):
+        changes = list(src.log.changes(rev.id))
+        rev_id = dst.log.begin(rev.author, rev.message, changes, time=rev.time)
+        if rev_id != rev.id:
+            raise StoreError(f"Revision ids diverged while copying (r{rev.id} became r{rev_id}).",
+                             hint="Wipe the target (--replace) and copy again.")
+        if rev.state == "committed":
+            dst._apply(diff_from_changes(changes))
+            copied += len(changes)
+        dst.log.set_state(rev_id, rev.state)
+        if progress:
+            progress(n, len(revs))
+    dst._names = None
+    src_triples, dst_triples = set(src.triples()), set(dst.triples())
+    if src_triples != dst_triples:
+        raise StoreError(f"The copy differs from the source: {len(src_triples - dst_triples)} triples missing, "
+                         f"{len(dst_triples - src_triples)} extra.", hint="Wipe the target (--replace) and copy again.")
+    return {"revisions": len(revs), "head": dst.head(), "changes_applied": copied, "triples": len(dst_triples)}

@@ -9,7 +9,7 @@ import typer
 
 from oneedit.cli.kg import kg_app
 from oneedit.cli.model import eval_command, model_app
-from oneedit.cli.options import JsonOpt, WorkspaceOpt
+from oneedit.cli.options import JsonOpt, WorkspaceOpt, store_config
 from oneedit.cli.output import Steps, console, handle_errors, print_json
 from oneedit.cli.chat import chat_command
 from oneedit.cli.edit import (
@@ -101,13 +101,23 @@ def init(
     data: Annotated[Optional[Path], typer.Option(help="Data directory with schema.yaml and world/*.csv "
                                                  "(default: the shipped kg_data).")] = None,
     no_model: NoModelOpt = False,
+    store: Annotated[str, typer.Option("--store", help="KG store: embedded (on disk, one machine) or neo4j.")] = "embedded",
+    uri: Annotated[Optional[str], typer.Option("--uri", help="neo4j: the Bolt URI, e.g. bolt://db:7687.")] = None,
+    db_user: Annotated[str, typer.Option("--user", help="neo4j: the database user.")] = "neo4j",
+    password_env: Annotated[Optional[str], typer.Option(
+        "--password-env", help="neo4j: the environment variable holding the password (never the password itself).")] = None,
+    database: Annotated[Optional[str], typer.Option("--database", help="neo4j: database name (default: the server's).")] = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Create a workspace from the shipped world KG and train its knowledge model (safe to run twice)."""
+    """Create a workspace from the shipped world KG and train its knowledge model (safe to run twice).
+
+    With `--store neo4j --uri bolt://HOST:7687 [--user U --password-env VAR]` the KG lives in a Neo4j
+    database (an empty one is loaded; one that already holds a OneEdit KG is used as it is)."""
     from oneedit.workspace import Workspace
 
+    store_cfg = store_config(store, uri, db_user, password_env, database)
     with Steps(not as_json) as step:
-        ws, created = Workspace.init(workspace, data=data, progress=step)
+        ws, created = Workspace.init(workspace, data=data, progress=step, store=store_cfg)
     with ws:
         model = None if no_model else _ensure_model(ws, as_json)
         summary = ws.summary() | {"created": created, "model": _model_summary(model)}

@@ -367,3 +367,55 @@ def path(source: Annotated[str, typer.Argument(help="From this entity (id, label
         c.print(f"No path from {a.label} to {b.label} within {max_hops} hops.")
     for p in found:
         c.print(" ".join([labels[p[0][0]]] + [f"-[{r}]-> {labels[o]}" for _s, r, o in p]))
+
+
+@kg_app.command()
+@handle_errors
+def migrate(
+    to: Annotated[str, typer.Option("--to", help="Target store (neo4j).")],
+    uri: Annotated[str, typer.Option("--uri", help="The Bolt URI, e.g. bolt://db:7687.")],
+    db_user: Annotated[str, typer.Option("--user", help="The database user.")] = "neo4j",
+    password_env: Annotated[Optional[str], typer.Option(
+        "--password-env", help="Environment variable holding the password (never the password itself).")] = None,
+    database: Annotated[Optional[str], typer.Option("--database", help="Database name (default: the server's).")] = None,
+    replace: Annotated[bool, typer.Option("--replace", help="Wipe the target database first.")] = False,
+    workspace: WorkspaceOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Copy the workspace's KG with its whole history into Neo4j and switch the workspace to it.
+
+    Every revision keeps its id, author, time and message, so the ledger, `kg log`, `kg revert`
+    and `rollback` work as before. The embedded store stays on disk untouched (as a backup)."""
+    from rich.progress import Progress
+
+    from controller.stores import open_store
+    from controller.stores.neo4j import copy_history
+    from oneedit.cli.options import store_config
+    from oneedit.core import OneEditError
+    from oneedit.workspace import Workspace
+
+    cfg = store_config(to, uri, db_user, password_env, database)
+    ws = Workspace.open(workspace)
+    with ws:
+        if ws.config.store.backend == to:
+            raise OneEditError(f"The workspace's KG is already in {to}.")
+        dst = open_store(cfg.backend, **cfg.options)
+        try:
+            if replace:
+                dst.wipe()
+            with Progress(disable=as_json, transient=True) as bar:
+                task = bar.add_task("Copying revisions", total=None)
+                summary = copy_history(ws.kg.store, dst, progress=lambda n, total: bar.update(task, completed=n,
+                                                                                             total=total))
+        finally:
+            dst.close()
+        previous = {"backend": ws.config.store.backend, "path": str(ws.root / "kg")}
+        ws.config.store = cfg
+        ws.config.save(ws.root)
+    out = summary | {"to": to, "uri": uri, "previous_store": previous}
+    if as_json:
+        print_json(out)
+        return
+    console().print(f"Copied {summary['revisions']} revisions ({summary['triples']:,} triples, head "
+                    f"r{summary['head']}) to {uri}; the workspace now uses it. The embedded store is kept at "
+                    f"{previous['path']}.")
