@@ -7,12 +7,20 @@ in the same subprocess on the same file.
 
     python bench/kg_store.py                 # 10k, 100k, 1M with the rdflib baseline
     python bench/kg_store.py --sizes 10000 --no-baseline --json
+    python bench/kg_store.py --sizes 10000 100000 --no-baseline --falkordb     # + the neo4j store
+    ONEEDIT_NEO4J_PASSWORD=… python bench/kg_store.py --neo4j-uri bolt://db:7687 --neo4j-user neo4j
+
+With ``--falkordb`` (a FalkorDB Bolt server started on loopback, as the tests do) or
+``--neo4j-uri`` the same world is also loaded into the neo4j store (batched UNWIND statements)
+and measured the same way: load, (s, p, ?) lookups over the Bolt connection, a 1,000-fact
+transaction and its revert. The target database is emptied first.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import random
 import subprocess
 import sys
@@ -91,6 +99,13 @@ def run_one(size: int, workdir: Path, baseline: bool) -> dict:
     disk = sum(f.stat().st_size for f in (workdir / f"store_{size}").rglob("*") if f.is_file())
     out["disk_mb"] = disk / 2**20
 
+    graph = json.loads(os.environ.get("ONEEDIT_BENCH_GRAPH", "null"))
+    if graph:
+        src = EmbeddedStore(workdir / f"store_{size}")
+        triples = list(src.triples())
+        src.close()
+        out |= {"graph_" + k: v for k, v in run_graph(graph, triples, probes).items()}
+
     if baseline:
         from rdflib import Graph, URIRef
 
@@ -110,11 +125,49 @@ def run_one(size: int, workdir: Path, baseline: bool) -> dict:
     return out
 
 
+def run_graph(options: dict, triples: list, probes: list) -> dict:
+    """The neo4j store on the same world: load, lookups, a 1,000-fact transaction and its revert."""
+    from controller.stores.neo4j import Neo4jStore
+    from oneedit.core import Triple
+
+    out: dict = {}
+    store = Neo4jStore(**options)
+    store.wipe()
+    t0 = time.perf_counter()
+    rev = store.bulk_load(triples, "bench", "load")
+    out["load_s"] = time.perf_counter() - t0
+    assert rev.n_added == len(triples), (rev.n_added, len(triples))
+    lat = []
+    for s, p in probes[:300]:
+        t = time.perf_counter()
+        res = list(store.triples(s, p, None))
+        lat.append(time.perf_counter() - t)
+        assert res
+    out["lookup_p50_us"] = _pct(lat, 0.5) * 1e6
+    out["lookup_p99_us"] = _pct(lat, 0.99) * 1e6
+    adds = [Triple(s, "alias", f"bench alias {i}") for i, (s, _p) in enumerate(probes[:1000])]
+    t = time.perf_counter()
+    with store.transaction("bench", "1000 adds") as txn:
+        txn.add_all(adds)
+    out["txn_1000_adds_ms"] = (time.perf_counter() - t) * 1e3
+    t = time.perf_counter()
+    store.revert(txn.revision.id, "bench")
+    out["revert_1000_ms"] = (time.perf_counter() - t) * 1e3
+    out["statement_budget_bytes"] = store.db.param_budget
+    store.wipe()
+    store.close()
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000, 1_000_000])
     ap.add_argument("--no-baseline", action="store_true", help="skip rdflib's in-memory Graph")
     ap.add_argument("--json", action="store_true")
+    ap.add_argument("--falkordb", action="store_true", help="also measure the neo4j store on a local FalkorDB")
+    ap.add_argument("--neo4j-uri", help="also measure the neo4j store on this server (its database is emptied)")
+    ap.add_argument("--neo4j-user", default="neo4j")
+    ap.add_argument("--neo4j-password-env", default="ONEEDIT_NEO4J_PASSWORD")
     ap.add_argument("--_child", type=int, help=argparse.SUPPRESS)
     ap.add_argument("--_dir", help=argparse.SUPPRESS)
     ap.add_argument("--_make", type=int, help=argparse.SUPPRESS)
@@ -128,16 +181,44 @@ def main() -> None:
         return
 
     rows = []
+    server = None
+    if args.falkordb:
+        sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+        from tests.bolt_support import start_falkordb
+
+        server = start_falkordb(Path(tempfile.mkdtemp(prefix="oneedit-falkordb-")))
+        os.environ["ONEEDIT_BENCH_GRAPH"] = json.dumps(server.options() | {"timeout": 120.0})
+    elif args.neo4j_uri:
+        os.environ["ONEEDIT_BENCH_GRAPH"] = json.dumps({"uri": args.neo4j_uri, "user": args.neo4j_user,
+                                                        "password_env": args.neo4j_password_env, "timeout": 120.0})
+    try:
+        rows = _run_sizes(args)
+    finally:
+        if server is not None:
+            from tests.bolt_support import stop
+
+            stop(server)
+    _report(rows, args)
+
+
+def _run_sizes(args) -> list[dict]:
+    rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for size in args.sizes:
             subprocess.run([sys.executable, __file__, "--_make", str(size), "--_dir", tmp], check=True)
             cmd = [sys.executable, __file__, "--_child", str(size), "--_dir", tmp]
             if args.no_baseline:
                 cmd.append("--no-baseline")
-            res = subprocess.run(cmd, capture_output=True, text=True, check=True)
+            res = subprocess.run(cmd, capture_output=True, text=True)
+            if res.returncode:
+                raise SystemExit(f"the {size:,}-triple run failed:\n{res.stderr[-3000:]}")
             rows.append(json.loads(res.stdout.strip().splitlines()[-1]))
             if not args.json:
                 print(f"done {size:,}", file=sys.stderr)
+    return rows
+
+
+def _report(rows: list[dict], args) -> None:
     if args.json:
         print(json.dumps(rows, indent=2))
         return
@@ -161,6 +242,16 @@ def main() -> None:
         t.add_row(*[f.format(r[k]) for _n, k, f in cols])
     Console(width=200).print(t)
     print("goals at 1M: load <= 15 s, lookup p99 <= 1000 µs, resident <= 800 MB")
+    if any("graph_load_s" in r for r in rows):
+        g = Table(title="neo4j store over Bolt (same worlds)", title_justify="left")
+        gcols = [("triples", "size", "{:,}"), ("load s", "graph_load_s", "{:.1f}"),
+                 ("lookup p50 µs", "graph_lookup_p50_us", "{:.0f}"), ("lookup p99 µs", "graph_lookup_p99_us", "{:.0f}"),
+                 ("1k-add txn ms", "graph_txn_1000_adds_ms", "{:.0f}"), ("revert ms", "graph_revert_1000_ms", "{:.0f}")]
+        for name, _k, _f in gcols:
+            g.add_column(name, justify="right")
+        for r in rows:
+            g.add_row(*[f.format(r[k]) for _n, k, f in gcols])
+        Console(width=200).print(g)
 
 
 if __name__ == "__main__":

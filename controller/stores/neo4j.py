@@ -410,6 +410,37 @@ class Neo4jStore(KGStore):
             return int(facts) + int(meta or 0)
         return super().count(subject, relation, object)
 
+    def _present(self, triples: Iterable[Triple]) -> set[Triple]:
+        """Which of ``triples`` the database holds, in a few batched queries (not one per triple)."""
+        triples = list(triples)
+        facts = [t for t in triples if not t.is_meta]
+        subjects = sorted({t.subject for t in triples if t.is_meta})
+        have: set[Triple] = set()
+        budget = self.db.param_budget
+        for chunk in _chunks_of(subjects, BATCH, budget):
+            rows = self.db.read("UNWIND $ids AS i MATCH (n:Entity {id: i}) "
+                                "RETURN n.id, n.type, n.label, n.aliases, n.description", "reading entities", ids=chunk)
+            for eid, etype, label, aliases, desc in rows:
+                have |= {Triple(eid, "type", etype), Triple(eid, "label", label), Triple(eid, "description", desc)}
+                have |= {Triple(eid, "alias", a) for a in aliases or []}
+        rows = [{"s": t.subject, "p": t.relation, "o": t.object} for t in facts]
+        for chunk in _chunks_of(rows, BATCH, budget):
+            found = self.db.read("UNWIND $rows AS r MATCH (a:Entity {id: r.s})-[x]->(b:Entity {id: r.o}) "
+                                 "WHERE type(x) = r.p RETURN r.s, r.p, r.o", "matching facts", rows=chunk)
+            have |= {Triple(*f) for f in found}
+        return {t for t in triples if t in have}
+
+    def exact_diff(self, want: dict[Triple, bool]) -> Diff:
+        present = self._present(want)
+        added = tuple(t for t, on in want.items() if on and t not in present)
+        removed = tuple(t for t, on in want.items() if not on and t in present)
+        return Diff(added, removed)
+
+    def bulk_load(self, triples: Iterable[Triple], author: str, message: str) -> Revision | None:
+        """One revision of the triples not already present, written in batched UNWIND statements."""
+        want = dict.fromkeys(triples, True)
+        return self.commit(self.exact_diff(want), author, message)
+
     def _scan_entities(self):
         from oneedit.core import Entity
 
