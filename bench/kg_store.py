@@ -57,11 +57,32 @@ def make_world(size: int, workdir: Path, seed: int = 0) -> None:
     (workdir / f"probes_{size}.json").write_text(json.dumps({"n": len(triples), "probes": probes}))
 
 
+def lookups_and_transaction(store, probes: list, lookups: int | None = None) -> dict:
+    """(s, p, ?) lookup latency over the probes, then a 1,000-fact transaction and its revert."""
+    from oneedit.core import Triple
+
+    lat = []
+    for s, p in probes[:lookups]:
+        t = time.perf_counter()
+        res = list(store.triples(s, p, None))
+        lat.append(time.perf_counter() - t)
+        assert res
+    out = {"lookup_p50_us": _pct(lat, 0.5) * 1e6, "lookup_p99_us": _pct(lat, 0.99) * 1e6}
+    adds = [Triple(s, "alias", f"bench alias {i}") for i, (s, _p) in enumerate(probes[:1000])]
+    t = time.perf_counter()
+    with store.transaction("bench", "1000 adds") as txn:
+        txn.add_all(adds)
+    out["txn_1000_adds_ms"] = (time.perf_counter() - t) * 1e3
+    t = time.perf_counter()
+    store.revert(txn.revision.id, "bench")
+    out["revert_1000_ms"] = (time.perf_counter() - t) * 1e3
+    return out
+
+
 def run_one(size: int, workdir: Path, baseline: bool) -> dict:
     import pyoxigraph as ox
 
     from controller.stores.embedded import EmbeddedStore
-    from oneedit.core import Triple
 
     nt = workdir / f"synth_{size}.nt"
     meta = json.loads((workdir / f"probes_{size}.json").read_text())
@@ -77,23 +98,7 @@ def run_one(size: int, workdir: Path, baseline: bool) -> dict:
     out["rss_total_mb"] = _rss_mb()
     assert rev.n_added == store.count() == n, (rev.n_added, n)
 
-    lat = []
-    for s, p in probes:
-        t = time.perf_counter()
-        res = list(store.triples(s, p, None))
-        lat.append(time.perf_counter() - t)
-        assert res
-    out["lookup_p50_us"] = _pct(lat, 0.5) * 1e6
-    out["lookup_p99_us"] = _pct(lat, 0.99) * 1e6
-
-    adds = [Triple(s, "alias", f"bench alias {i}") for i, (s, _p) in enumerate(probes[:1000])]
-    t = time.perf_counter()
-    with store.transaction("bench", "1000 adds") as txn:
-        txn.add_all(adds)
-    out["txn_1000_adds_ms"] = (time.perf_counter() - t) * 1e3
-    t = time.perf_counter()
-    store.revert(txn.revision.id, "bench")
-    out["revert_1000_ms"] = (time.perf_counter() - t) * 1e3
+    out |= lookups_and_transaction(store, probes)
     assert store.count() == n
     store.close()
     disk = sum(f.stat().st_size for f in (workdir / f"store_{size}").rglob("*") if f.is_file())
@@ -128,7 +133,6 @@ def run_one(size: int, workdir: Path, baseline: bool) -> dict:
 def run_graph(options: dict, triples: list, probes: list) -> dict:
     """The neo4j store on the same world: load, lookups, a 1,000-fact transaction and its revert."""
     from controller.stores.neo4j import Neo4jStore
-    from oneedit.core import Triple
 
     out: dict = {}
     store = Neo4jStore(**options)
@@ -137,22 +141,7 @@ def run_graph(options: dict, triples: list, probes: list) -> dict:
     rev = store.bulk_load(triples, "bench", "load")
     out["load_s"] = time.perf_counter() - t0
     assert rev.n_added == len(triples), (rev.n_added, len(triples))
-    lat = []
-    for s, p in probes[:300]:
-        t = time.perf_counter()
-        res = list(store.triples(s, p, None))
-        lat.append(time.perf_counter() - t)
-        assert res
-    out["lookup_p50_us"] = _pct(lat, 0.5) * 1e6
-    out["lookup_p99_us"] = _pct(lat, 0.99) * 1e6
-    adds = [Triple(s, "alias", f"bench alias {i}") for i, (s, _p) in enumerate(probes[:1000])]
-    t = time.perf_counter()
-    with store.transaction("bench", "1000 adds") as txn:
-        txn.add_all(adds)
-    out["txn_1000_adds_ms"] = (time.perf_counter() - t) * 1e3
-    t = time.perf_counter()
-    store.revert(txn.revision.id, "bench")
-    out["revert_1000_ms"] = (time.perf_counter() - t) * 1e3
+    out |= lookups_and_transaction(store, probes, lookups=300)
     out["statement_budget_bytes"] = store.db.param_budget
     store.wipe()
     store.close()
