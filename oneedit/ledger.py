@@ -15,7 +15,8 @@ from __future__ import annotations
 import json
 import sqlite3
 import threading
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -88,13 +89,11 @@ class Ledger:
         cols = [r[1] for r in self._db.execute("PRAGMA table_info(edits)")]
         keep = "id, created, updated, author, text, status, kg_revision, record" + (
             ", request_key" if "request_key" in cols else "")
-        with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
+        with self._write():
             self._db.execute("ALTER TABLE edits RENAME TO edits_old")
             self._db.execute(_EDITS)
             self._db.execute(f"INSERT INTO edits ({keep}) SELECT {keep} FROM edits_old")
             self._db.execute("DROP TABLE edits_old")
-            self._db.execute("COMMIT")
 
     def close(self) -> None:
         self._db.close()
@@ -109,34 +108,36 @@ class Ledger:
         if status not in STATUSES:
             raise ValueError(f"unknown status {status!r}")
         now = self._now()
+        with self._write():
+            cur = self._db.execute(
+                "INSERT INTO edits (created, updated, author, text, status, record, request_key)"
+                " VALUES (?,?,?,?,?,?,?)",
+                (now, now, author, text, status, json.dumps(record or {}), request_key))
+            edit_id = int(cur.lastrowid)
+            self._index(edit_id, entities)
+        return edit_id
+
+    @contextmanager
+    def _write(self) -> Iterator[None]:
+        """One SQLite write transaction under the lock: all of it commits, or none."""
         with self._lock:
             self._db.execute("BEGIN IMMEDIATE")
             try:
-                cur = self._db.execute(
-                    "INSERT INTO edits (created, updated, author, text, status, record, request_key)"
-                    " VALUES (?,?,?,?,?,?,?)",
-                    (now, now, author, text, status, json.dumps(record or {}), request_key))
-                edit_id = int(cur.lastrowid)
-                self._db.executemany("INSERT OR IGNORE INTO edit_entities VALUES (?, ?)",
-                                     [(edit_id, e) for e in set(entities)])
+                yield
                 self._db.execute("COMMIT")
             except BaseException:
                 self._db.execute("ROLLBACK")
                 raise
-            return edit_id
+
+    def _index(self, edit_id: int, entities: Iterable[str]) -> None:
+        self._db.executemany("INSERT OR IGNORE INTO edit_entities VALUES (?, ?)",
+                             [(edit_id, e) for e in set(entities)])
 
     def set_entities(self, edit_id: int, entities: Iterable[str]) -> None:
         """Index the entities an edit touches (known once it is planned)."""
-        with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                self._db.execute("DELETE FROM edit_entities WHERE edit_id = ?", (edit_id,))
-                self._db.executemany("INSERT OR IGNORE INTO edit_entities VALUES (?, ?)",
-                                     [(edit_id, e) for e in set(entities)])
-                self._db.execute("COMMIT")
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
+        with self._write():
+            self._db.execute("DELETE FROM edit_entities WHERE edit_id = ?", (edit_id,))
+            self._index(edit_id, entities)
 
     def update(self, edit_id: int, *, status: str | None = None, kg_revision: int | None = None,
                record: dict | None = None) -> None:
@@ -149,19 +150,13 @@ class Ledger:
             raise ValueError(f"unknown status {status!r}")
         now = self._now()
         records = records or {}
-        with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                for edit_id in ids:
-                    rec = records.get(edit_id)
-                    self._db.execute(
-                        "UPDATE edits SET updated = ?, status = COALESCE(?, status),"
-                        " kg_revision = COALESCE(?, kg_revision), record = COALESCE(?, record) WHERE id = ?",
-                        (now, status, kg_revision, json.dumps(rec) if rec is not None else None, edit_id))
-                self._db.execute("COMMIT")
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
+        with self._write():
+            for edit_id in ids:
+                rec = records.get(edit_id)
+                self._db.execute(
+                    "UPDATE edits SET updated = ?, status = COALESCE(?, status),"
+                    " kg_revision = COALESCE(?, kg_revision), record = COALESCE(?, record) WHERE id = ?",
+                    (now, status, kg_revision, json.dumps(rec) if rec is not None else None, edit_id))
 
     # -- reading -------------------------------------------------------------------------------
     def _entry(self, row) -> LedgerEntry:

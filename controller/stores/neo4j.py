@@ -487,29 +487,19 @@ class Neo4jStore(KGStore):
             q = (f"UNWIND $rows AS r MATCH (a:Entity {{id: r.s}})-[x:{_name('relation', rel)}]->"
                  "(b:Entity {id: r.o}) DELETE x")
             out += [(q, {"rows": c}) for c in _chunks(rows)]
-        for rel, rows in del_meta.items():
-            if rel == "type":
-                for etype, group in _by_object(rows).items():
-                    q = (f"UNWIND $rows AS r MATCH (a:Entity {{id: r.s}}) WHERE a.type = r.o "
-                         f"SET a.type = null REMOVE a:{_name('type', etype)}")
-                    out += [(q, {"rows": c}) for c in _chunks(group)]
-            else:
-                q = f"UNWIND $rows AS r MATCH (a:Entity {{id: r.s}}) WHERE a.{rel} = r.o SET a.{rel} = null"
-                out += [(q, {"rows": c}) for c in _chunks(rows)]
+        # names first removed, then set: a label or type that changes is one of each
+        out += self._meta_statements(
+            del_meta, "UNWIND $rows AS r MATCH (a:Entity {{id: r.s}}) WHERE a.type = r.o "
+                      "SET a.type = null REMOVE a:{label}",
+            "UNWIND $rows AS r MATCH (a:Entity {{id: r.s}}) WHERE a.{prop} = r.o SET a.{prop} = null")
         if del_alias:
             rows = [{"s": s, "v": v} for s, v in del_alias.items()]
             q = ("UNWIND $rows AS r MATCH (a:Entity {id: r.s}) "
                  "SET a.aliases = [x IN coalesce(a.aliases, []) WHERE NOT x IN r.v]")
             out += [(q, {"rows": c}) for c in _chunks(rows)]
-        for rel, rows in add_meta.items():
-            if rel == "type":
-                for etype, group in _by_object(rows).items():
-                    q = (f"UNWIND $rows AS r MERGE (a:Entity {{id: r.s}}) "
-                         f"SET a.type = r.o, a:{_name('type', etype)}")
-                    out += [(q, {"rows": c}) for c in _chunks(group)]
-            else:
-                q = f"UNWIND $rows AS r MERGE (a:Entity {{id: r.s}}) SET a.{rel} = r.o"
-                out += [(q, {"rows": c}) for c in _chunks(rows)]
+        out += self._meta_statements(
+            add_meta, "UNWIND $rows AS r MERGE (a:Entity {{id: r.s}}) SET a.type = r.o, a:{label}",
+            "UNWIND $rows AS r MERGE (a:Entity {{id: r.s}}) SET a.{prop} = r.o")
         if add_alias:
             rows = [{"s": s, "v": v} for s, v in add_alias.items()]
             q = ("UNWIND $rows AS r MERGE (a:Entity {id: r.s}) "
@@ -525,6 +515,20 @@ class Neo4jStore(KGStore):
                  "AND a.description IS NULL AND size(coalesce(a.aliases, [])) = 0 "
                  "OPTIONAL MATCH (a)-[x]-() WITH a, count(x) AS degree WHERE degree = 0 DELETE a")
             out += [(q, {"ids": c}) for c in _chunks(sorted(touched))]
+        return out
+
+    def _meta_statements(self, by_relation: dict[str, list], type_query: str, prop_query: str) -> list:
+        """Statements for type/label/description rows: the type query once per type (a node
+        label cannot be a parameter), the property query once per property."""
+        out = []
+        for rel, rows in by_relation.items():
+            if rel == "type":
+                for etype, group in _by_object(rows).items():
+                    q = type_query.format(label=_name("type", etype))
+                    out += [(q, {"rows": c}) for c in _chunks_of(group, BATCH, self.db.param_budget)]
+            else:
+                q = prop_query.format(prop=rel)  # label or description: a fixed set
+                out += [(q, {"rows": c}) for c in _chunks_of(rows, BATCH, self.db.param_budget)]
         return out
 
     def wipe(self) -> None:
