@@ -18,6 +18,7 @@ import json
 import logging
 import os
 from collections.abc import Callable, Sequence
+from contextlib import ExitStack
 from pathlib import Path
 
 import torch
@@ -51,6 +52,7 @@ class CovarianceCache:
         self.root = Path(root) if root else cache_root() / "stats"
         self._moments: dict[tuple, torch.Tensor] = {}
         self._factors: dict[tuple, torch.Tensor] = {}
+        self._keys: dict[int, tuple] = {}  # id of a cached moment -> its cache key
 
     def _file(self, fingerprint: str, layer: int, chash: str, samples: int) -> Path:
         return self.root / fingerprint / f"layer{layer}-{chash}-{samples}.pt"
@@ -70,7 +72,7 @@ class CovarianceCache:
                 continue
             f = self._file(fingerprint, layer, chash, len(texts))
             if f.is_file():
-                out[layer] = self._moments[key] = torch.load(f, map_location="cpu", weights_only=True)
+                out[layer] = self._remember(key, torch.load(f, map_location="cpu", weights_only=True))
             else:
                 todo.append(layer)
         if todo:
@@ -82,17 +84,28 @@ class CovarianceCache:
                 torch.save(mom, tmp)
                 os.replace(tmp, f)
                 (f.parent / "model.json").write_text(json.dumps({"fingerprint": fingerprint}))
-                out[layer] = self._moments[(fingerprint, layer, chash, len(texts))] = mom
+                out[layer] = self._remember((fingerprint, layer, chash, len(texts)), mom)
         return out
 
-    def factor(self, moment: torch.Tensor, weight: float, key: tuple) -> torch.Tensor:
-        """Lower Cholesky factor of ``weight · C`` (plus a tiny ridge that keeps it positive definite)."""
-        got = self._factors.get((key, weight))
+    def _remember(self, key: tuple, moment: torch.Tensor) -> torch.Tensor:
+        self._moments[key] = moment
+        self._keys[id(moment)] = key
+        return moment
+
+    def key_of(self, moment: torch.Tensor) -> tuple:
+        """The cache key a moment was loaded under (what identifies its factor)."""
+        return self._keys.get(id(moment), ("unnamed", id(moment)))
+
+    def factor(self, moment: torch.Tensor, weight: float, key: tuple, device=None) -> torch.Tensor:
+        """Lower Cholesky factor of ``weight · C`` (plus a tiny ridge that keeps it positive definite),
+        on ``device``: the statistics move to the device once, and the factor stays there."""
+        device = torch.device(device) if device is not None else moment.device
+        got = self._factors.get((key, weight, str(device)))
         if got is None:
-            a = weight * moment.to(torch.float64)
+            a = weight * moment.to(device=device, dtype=torch.float64)
             ridge = 1e-6 * float(torch.diagonal(a).mean()) + 1e-12
-            a = a + ridge * torch.eye(a.shape[0], dtype=a.dtype)
-            got = self._factors[(key, weight)] = torch.linalg.cholesky(a)
+            a.diagonal().add_(ridge)
+            got = self._factors[(key, weight, str(device))] = torch.linalg.cholesky(a)
         return got
 
 
@@ -118,17 +131,14 @@ def compute_moments(model, codec, layers: Sequence[int], texts: Sequence[str], *
             mask[i, : len(r)] = 1
         ids, mask = ids.to(device), mask.to(device)
         stores = {layer: [] for layer in layers}
-        ctxs = [capture_input(mods[layer], stores[layer]) for layer in layers]
-        for c in ctxs:
-            c.__enter__()
-        try:
+        with ExitStack() as stack:
+            for layer in layers:
+                stack.enter_context(capture_input(mods[layer], stores[layer]))
             model(input_ids=ids, attention_mask=mask)
-        finally:
-            for c in reversed(ctxs):
-                c.__exit__(None, None, None)
         keep = mask.bool()
         for layer in layers:
-            k = stores[layer][0][keep].to(torch.float64)
+            got = stores[layer][0]
+            k = got[keep.to(got.device)].to(torch.float64)
             s = k.T @ k
             sums[layer] = s if layer not in sums else sums[layer] + s
         count += int(keep.sum())

@@ -1,20 +1,25 @@
-"""Forward hooks used by the editors: read or change activations at chosen rows and positions."""
+"""Forward hooks used by the editors: read or change activations at chosen rows and positions.
+
+Every hook lives in a context manager that removes it in ``finally``; they nest. Nothing here
+replaces a module's ``forward`` for good: :func:`frozen_prefix` shadows it for the duration of the
+context and puts back exactly what was there (accelerate's dispatch wrapper included).
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from contextvars import ContextVar
+from contextlib import ExitStack, contextmanager
+from typing import Protocol, runtime_checkable
 
 import torch
 from torch import nn
 
 
-def _hidden(output):
+def hidden_of(output):
     return output[0] if isinstance(output, tuple) else output
 
 
-def _replace(output, hidden):
+def with_hidden(output, hidden):
     if isinstance(output, tuple):
         return (hidden, *output[1:])
     return hidden
@@ -23,7 +28,7 @@ def _replace(output, hidden):
 @contextmanager
 def edit_output(module: nn.Module, fn: Callable[[torch.Tensor], torch.Tensor]) -> Iterator[None]:
     """Replace a module's (first) output by ``fn(output)`` while the context is open."""
-    handle = module.register_forward_hook(lambda m, args, out: _replace(out, fn(_hidden(out))))
+    handle = module.register_forward_hook(lambda m, args, out: with_hidden(out, fn(hidden_of(out))))
     try:
         yield
     finally:
@@ -37,22 +42,29 @@ def frozen_prefix(blocks: list[nn.Module], output, hidden: torch.Tensor) -> Iter
     ``output`` is what the last block returned in a real pass (its container is reused). When an
     optimisation only changes activations after these blocks, their output is the same at every
     step, so each step runs only the blocks above. The blocks' own forward hooks still run.
+    An instance-level ``forward`` that was there before (accelerate's ``add_hook_to_module`` puts
+    one) is saved and restored, never deleted.
     """
     def skip(*args, **kwargs):
-        return _replace(output, hidden)
+        return with_hidden(output, hidden)
 
+    missing = object()
+    saved = [b.__dict__.get("forward", missing) for b in blocks]
     for b in blocks:
         b.forward = skip
     try:
         yield
     finally:
-        for b in blocks:
-            del b.forward
+        for b, old in zip(blocks, saved, strict=True):
+            if old is missing:
+                del b.forward
+            else:
+                b.forward = old
 
 
 @contextmanager
 def capture_output(module: nn.Module, store: list) -> Iterator[list]:
-    handle = module.register_forward_hook(lambda m, args, out: store.append(_hidden(out)))
+    handle = module.register_forward_hook(lambda m, args, out: store.append(hidden_of(out)))
     try:
         yield store
     finally:
@@ -74,15 +86,30 @@ def at_positions(hidden: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
     return hidden[rows, positions.to(hidden.device)]
 
 
-#: Per-row index of each prompt's last token during a teacher-forced pass over prompt + target;
-#: key-reading adapters (GRACE) read it, since the last position of such a batch is not the prompt's.
-PROMPT_LAST: ContextVar[torch.Tensor | None] = ContextVar("prompt_last", default=None)
+@runtime_checkable
+class PromptAware(Protocol):
+    """A hook owner that acts at the end of each prompt (GRACE). In a teacher-forced pass over
+    prompt + answer the input does not say where the prompt ends, so the pass tells it."""
+
+    def prompts_end_at(self, positions: torch.Tensor): ...
+
+
+def prompt_aware_hooks(model: nn.Module) -> list[PromptAware]:
+    """The :class:`PromptAware` objects whose hooks are registered on ``model`` or its modules."""
+    found: dict[int, PromptAware] = {}
+    for module in model.modules():
+        for hooks in (module._forward_pre_hooks, module._forward_hooks):
+            for fn in hooks.values():
+                owner = getattr(fn, "__self__", None)
+                if isinstance(owner, PromptAware):
+                    found[id(owner)] = owner
+    return list(found.values())
 
 
 @contextmanager
-def reading_prompts(positions: torch.Tensor) -> Iterator[None]:
-    token = PROMPT_LAST.set(positions)
-    try:
+def prompts_end_at(model: nn.Module, positions: torch.Tensor) -> Iterator[None]:
+    """Tell every prompt-aware hook on ``model`` where each row's prompt ends for the passes inside."""
+    with ExitStack() as stack:
+        for owner in prompt_aware_hooks(model):
+            stack.enter_context(owner.prompts_end_at(positions))
         yield
-    finally:
-        PROMPT_LAST.reset(token)

@@ -15,9 +15,11 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import os
 import random
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -25,6 +27,14 @@ from editor.verbalize import Fact, Prompt, Verbalizer
 
 CARD = "oneedit.json"
 EOS = "<|endoftext|>"
+#: Threads used to train when ``TrainConfig.threads`` is not given. Fixed (not "all cores"): float
+#: reductions split differently across thread counts, so a fixed count gives the same model on any
+#: machine with at least this many cores.
+DEFAULT_THREADS = 2
+
+
+def default_threads() -> int:
+    return max(1, min(DEFAULT_THREADS, os.cpu_count() or 1))
 
 
 @dataclass(frozen=True)
@@ -119,22 +129,44 @@ def train(facts: Sequence[Fact], verbalizer: Verbalizer, out: str | Path, *,
           progress: Callable[[dict], None] | None = None) -> TrainResult:
     """Train tokenizer and model on ``facts``, save to ``out``; returns the result with its card.
 
-    Deterministic for the same facts, templates, config and thread count.
+    Deterministic for the same facts, templates, config and thread count: training runs on
+    ``config.threads`` threads (default :func:`default_threads`) with torch's deterministic
+    algorithms on; both settings are restored afterwards.
     """
+    if not facts:
+        raise ValueError("no facts to train on")
+    with _deterministic(config.threads or default_threads()):
+        return _train(facts, verbalizer, Path(out), config=config, kg_info=kg_info, progress=progress)
+
+
+@contextmanager
+def _deterministic(threads: int) -> Iterator[None]:
+    """Run the body on ``threads`` torch threads with deterministic algorithms; restore both after."""
+    import torch
+
+    old_threads = torch.get_num_threads()
+    old_det = torch.are_deterministic_algorithms_enabled()
+    old_warn = torch.is_deterministic_algorithms_warn_only_enabled()
+    torch.set_num_threads(threads)
+    torch.use_deterministic_algorithms(True, warn_only=True)
+    try:
+        yield
+    finally:
+        torch.use_deterministic_algorithms(old_det, warn_only=old_warn)
+        torch.set_num_threads(old_threads)
+
+
+def _train(facts: Sequence[Fact], verbalizer: Verbalizer, out: Path, *, config: TrainConfig,
+           kg_info: dict | None, progress: Callable[[dict], None] | None) -> TrainResult:
     import torch
     from transformers import GPT2Config, GPT2LMHeadModel
 
     from transformers.utils import logging as hf_logging
 
-    from editor.probe import TextCodec
+    from editor.encoding import TextCodec
 
     hf_logging.set_verbosity_error()
-    if not facts:
-        raise ValueError("no facts to train on")
-    out = Path(out)
     started = time.perf_counter()
-    if config.threads:
-        torch.set_num_threads(config.threads)
     random.seed(config.seed)
     torch.manual_seed(config.seed)
 

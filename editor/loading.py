@@ -53,7 +53,7 @@ class LoadedModel:
         return "oneedit-knowledge" if self.is_knowledge_model else self.model_type
 
     def codec(self):
-        from editor.probe import TextCodec
+        from editor.encoding import TextCodec
 
         return TextCodec(self.tokenizer, end_of_fact=bool(self.card and self.card.get("end_of_fact")))
 

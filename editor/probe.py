@@ -1,4 +1,4 @@
-"""Reading what a model says: encoding prompts, teacher-forced token accuracy, greedy exact match.
+"""Reading what a model says: teacher-forced token accuracy, greedy exact match.
 
 Two measures, as the editing literature reports them:
 
@@ -6,10 +6,10 @@ Two measures, as the editing literature reports them:
   ranks first given the gold prefix;
 * **exact match** — greedy generation from the prompt reproduces every target token.
 
-Targets are encoded separately from their prompt and appended (``ids(text) + ids(target)``), the
-same way the knowledge model is trained and MEMIT/GRACE optimise, so a target has one token
-sequence whatever prompt precedes it. Models with an end-of-fact token (the default knowledge
-model) append it to every target, so "Paris" and "Paris Saint-Germain" are different answers.
+Prompt and target are tokenised jointly (:mod:`editor.encoding`), so the target's ids are the ones
+the model would generate after that prompt. Every teacher-forced pass tells the model's
+prompt-aware hooks (GRACE) where each prompt ends, so they decide at the same token as in
+generation.
 """
 
 from __future__ import annotations
@@ -19,94 +19,17 @@ from dataclasses import dataclass
 
 import torch
 
+from editor.encoding import Encoded, TextCodec
+from editor.hooks import prompts_end_at
 from editor.verbalize import Prompt
 
-
-@dataclass(frozen=True, slots=True)
-class Encoded:
-    input_ids: torch.Tensor       # (rows, length), right-padded
-    attention_mask: torch.Tensor  # (rows, length)
-    labels: torch.Tensor          # (rows, length): target ids at the positions that predict them, else -100
-    prompt_last: torch.Tensor     # (rows,) index of each prompt's last token
-    subject_last: torch.Tensor    # (rows,) index of the subject's last token (or prompt_last)
-    target_lengths: torch.Tensor  # (rows,)
-
-
-class TextCodec:
-    """Tokenises prompts and targets for one model, caching target encodings."""
-
-    def __init__(self, tokenizer, *, end_of_fact: bool = False):
-        self.tokenizer = tokenizer
-        self.end_of_fact = end_of_fact and tokenizer.eos_token_id is not None
-        self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else (
-            tokenizer.eos_token_id if tokenizer.eos_token_id is not None else 0)
-        self._cache: dict[str, list[int]] = {}
-
-    def ids(self, text: str) -> list[int]:
-        got = self._cache.get(text)
-        if got is None:
-            got = self.tokenizer(text, add_special_tokens=False)["input_ids"]
-            if len(self._cache) < 200_000:
-                self._cache[text] = got
-        return got
-
-    def target_ids(self, target: str) -> list[int]:
-        ids = list(self.ids(target))
-        if self.end_of_fact:
-            ids.append(self.tokenizer.eos_token_id)
-        return ids
-
-    def prompt_ids(self, prompt: Prompt) -> tuple[list[int], int]:
-        """Prompt ids and the index of the subject's last token within them."""
-        ids = self.ids(prompt.text)
-        subject_last = len(ids) - 1
-        if prompt.subject:
-            at = prompt.text.find(prompt.subject)
-            if at >= 0:
-                head = self.ids(prompt.text[: at + len(prompt.subject)])
-                subject_last = min(max(len(head) - 1, 0), len(ids) - 1)
-        return ids, subject_last
-
-    def encode(self, prompts: Sequence[Prompt], targets: Sequence[str] | None = None,
-               device: torch.device | str = "cpu") -> Encoded:
-        rows, labels, plast, slast, tlen = [], [], [], [], []
-        for i, p in enumerate(prompts):
-            pid, s_last = self.prompt_ids(p)
-            tid = self.target_ids(targets[i] if targets is not None else p.target)
-            rows.append(pid + tid)
-            labels.append([-100] * (len(pid) - 1) + tid + [-100])
-            plast.append(len(pid) - 1)
-            slast.append(s_last)
-            tlen.append(len(tid))
-        width = max(len(r) for r in rows)
-        ids = torch.full((len(rows), width), self.pad_id, dtype=torch.long)
-        mask = torch.zeros((len(rows), width), dtype=torch.long)
-        lab = torch.full((len(rows), width), -100, dtype=torch.long)
-        for i, (r, lb) in enumerate(zip(rows, labels, strict=True)):
-            ids[i, : len(r)] = torch.tensor(r)
-            mask[i, : len(r)] = 1
-            lab[i, : len(r)] = torch.tensor(lb[: len(r)])
-        to = dict(device=device)
-        return Encoded(ids.to(**to), mask.to(**to), lab.to(**to), torch.tensor(plast, **to),
-                       torch.tensor(slast, **to), torch.tensor(tlen, **to))
-
-    def encode_prompts_left(self, prompts: Sequence[Prompt], device="cpu") -> tuple[torch.Tensor, torch.Tensor]:
-        """Left-padded prompt ids and mask, for generation."""
-        rows = [self.ids(p.text) for p in prompts]
-        width = max(len(r) for r in rows)
-        ids = torch.full((len(rows), width), self.pad_id, dtype=torch.long)
-        mask = torch.zeros((len(rows), width), dtype=torch.long)
-        for i, r in enumerate(rows):
-            ids[i, width - len(r):] = torch.tensor(r)
-            mask[i, width - len(r):] = 1
-        return ids.to(device), mask.to(device)
+__all__ = ["Encoded", "TextCodec", "Scores", "teacher_forced", "greedy", "score", "continuations",
+           "target_logits", "fact_nll_at_targets", "step_active"]
 
 
 def target_logits(model, enc: Encoded) -> torch.Tensor:
     """Logits at the positions that predict target tokens, as (rows, max_target_len, vocab)."""
-    from editor.hooks import reading_prompts
-
-    with reading_prompts(enc.prompt_last):
+    with prompts_end_at(model, enc.prompt_last):
         out = model(input_ids=enc.input_ids, attention_mask=enc.attention_mask).logits
     return gather_target(out, enc)
 
@@ -174,8 +97,8 @@ def greedy(model, codec: TextCodec, prompts: Sequence[Prompt], *, targets=None,
     exact, texts = [], []
     for start in range(0, len(prompts), batch_size):
         chunk = prompts[start: start + batch_size]
-        golds = [codec.target_ids((targets or [p.target for p in prompts])[start + i])
-                 for i in range(len(chunk))]
+        golds = [list(codec.pair(p, None if targets is None else targets[start + i]).target)
+                 for i, p in enumerate(chunk)]
         ids, mask = codec.encode_prompts_left(chunk, device)
         out = model.generate(input_ids=ids, attention_mask=mask, do_sample=False,
                              max_new_tokens=max(len(g) for g in golds), pad_token_id=codec.pad_id,
@@ -234,7 +157,8 @@ def fact_nll_at_targets(model, enc: Encoded, owner: torch.Tensor, n_facts: int) 
     The full (rows × length × vocab) logits are most of an optimisation step's memory traffic;
     targets are a few positions per row.
     """
-    hidden = model.base_model(input_ids=enc.input_ids, attention_mask=enc.attention_mask).last_hidden_state
+    with prompts_end_at(model, enc.prompt_last):
+        hidden = model.base_model(input_ids=enc.input_ids, attention_mask=enc.attention_mask).last_hidden_state
     where = enc.labels != -100
     logits = model.get_output_embeddings()(hidden[where]).float()
     tok = torch.log_softmax(logits, -1).gather(1, enc.labels[where][:, None])[:, 0]

@@ -2,14 +2,16 @@
 
 State on disk (``state_dir``)::
 
-    edits.json              ordered manifest: id, method, facts/prompts, created, stats
-    memit/<edit>-<n>.safetensors   the per-layer factors of each MEMIT delta (fp32)
-    grace.safetensors + grace.json the GRACE edit log (keys, values, answers)
+    edits.json                      ordered manifest: id, method, facts/prompts, created, stats
+    memit/<edit>-<n>.safetensors    the per-layer factors of each MEMIT delta (fp32)
+    grace.safetensors + grace.json  the GRACE codebook (entries, radii, the edits behind them)
 
-Opening a session loads the base model and re-applies every MEMIT delta in order and the GRACE
-codebook, so a restart lands in exactly the edited state. ``undo`` of the most recent edit
-subtracts its delta (or drops its codebook entries); undo of an older MEMIT edit subtracts its
-delta, then re-checks the later edits and re-writes the ones that no longer hold.
+Opening a session loads the base model and re-applies every saved edit, so a restart lands in
+exactly the edited state. The methods live in :mod:`editor.methods` (MEMIT, GRACE); this class
+runs them, keeps the manifest, and owns what they share: the fp32 master weights and the key
+statistics, which are always computed on the unedited base model. ``undo`` of the most recent
+edit takes its change back exactly; undo of an older MEMIT edit subtracts its delta, then
+re-checks the later edits and re-writes the ones that no longer hold.
 """
 
 from __future__ import annotations
@@ -22,13 +24,14 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
-
+from editor import arch
 from editor import hparams as hparams_mod
 from editor.covariance import CovarianceCache
-from editor.grace import Codebook, GraceAdapter
 from editor.loading import LoadedModel
-from editor.memit import MemitDelta, Request, compute as memit_compute
+from editor.memit.main import MemitDelta
+from editor.methods import EditMethod, method_class, registry
 from editor.probe import greedy
+from editor.request import Request
 from editor.verbalize import Prompt
 from editor.weights import MasterWeights
 from oneedit.core import OneEditError
@@ -72,18 +75,27 @@ class EditableModel:
         self.model = loaded.model
         self.codec = loaded.codec()
         self.hp = hparams or hparams_mod.load(loaded.hparams_name)
+        self.hp.check_depth(arch.num_layers(self.model))
         self.state_dir = Path(state_dir) if state_dir else None
         self._corpus = corpus
         self.stats = stats or CovarianceCache()
         self.weights = MasterWeights(self.model)
-        self.grace = GraceAdapter(self.model, self.hp.grace).attach()
+        self.methods: dict[str, EditMethod] = {name: cls(self) for name, cls in registry().items()}
         self.manifest: list[dict] = []
-        self.deltas: dict[str, list[MemitDelta]] = {}
         self.persist = True  # False: edits stay in memory (evaluation runs)
         if self.state_dir:
             self._load_state()
 
-    # -- corpus for covariance ----------------------------------------------------------------
+    @property
+    def grace(self):
+        """GRACE's adapter (its layer and codebook)."""
+        return self.methods["grace"].adapter
+
+    @property
+    def deltas(self) -> dict[str, list[MemitDelta]]:
+        return self.methods["memit"].deltas
+
+    # -- what the methods share -------------------------------------------------------------------
     def corpus(self) -> Sequence[str]:
         if callable(self._corpus):
             self._corpus = list(self._corpus())
@@ -94,47 +106,65 @@ class EditableModel:
                      "model uses the verbalised KG.")
         return self._corpus
 
-    # -- edits ---------------------------------------------------------------------------------
+    def key_statistics(self, layers: Sequence[int]) -> dict:
+        """MEMIT's ``C`` per layer, computed (or read from the cache) on the unedited base model:
+        every edited projection at its base value and the GRACE codebook off, whatever edits the
+        model carries — so the statistics match the base fingerprint they are cached under."""
+        corpus = self.corpus()
+        grace = self.grace
+        was = grace.enabled
+        grace.enabled = False
+        try:
+            with self.weights.base():
+                return self.stats.moments(self.model, self.codec, self.loaded.fingerprint, list(layers), corpus,
+                                          samples=self.hp.memit.cov_samples)
+        finally:
+            grace.enabled = was
+
+    # -- edits -------------------------------------------------------------------------------------
     def edit_ids(self) -> list[str]:
         return [m["id"] for m in self.manifest]
+
+    def compute(self, method: str, requests: Sequence[Request], *, edit_id: str = "pending",
+                keep: Sequence[Prompt] = (), progress=None):
+        """What ``method`` would write for ``requests``; the model is left untouched."""
+        if not requests:
+            raise OneEditError("Nothing to edit: no requests.")
+        return self._method(method).compute(edit_id, requests, keep=keep, progress=progress)
+
+    def apply(self, edit_id: str, method: str, requests: Sequence[Request], payload) -> UndoRecord:
+        self._check_new(edit_id)
+        m = self._method(method)
+        before = len(self.grace.codebook)
+        stats = m.apply(edit_id, payload)
+        self._record(edit_id, method, requests, stats)
+        if self.state_dir and self.persist:
+            m.save(self.state_dir, edit_id)
+        fault("model_delta")
+        self._save_manifest()
+        if method == "memit":
+            return UndoRecord(edit_id, method, [payload])
+        return UndoRecord(edit_id, method, grace_entries=len(self.grace.codebook) - before)
 
     def compute_memit(self, requests: Sequence[Request], progress=None, keep: Sequence[Prompt] = ()) -> MemitDelta:
         """The MEMIT delta for ``requests``; the model is left untouched. ``keep``: prompts whose
         answers must not move (see :func:`editor.memit.compute`)."""
-        return memit_compute(self.model, self.codec, requests, self.hp.memit, weights=self.weights,
-                             stats=self.stats, fingerprint=self.loaded.fingerprint,
-                             corpus=self.corpus(), keep=keep, progress=progress)
+        return self.compute("memit", requests, keep=keep, progress=progress)
 
     def apply_memit(self, edit_id: str, requests: Sequence[Request], delta: MemitDelta) -> UndoRecord:
-        self._check_new(edit_id)
-        for layer, d in delta.layers.items():
-            self.weights.add(layer, d)
-        self.deltas[edit_id] = [delta]
-        self._record(edit_id, "memit", requests, delta.stats)
-        self._save_delta(edit_id, 0, delta)
-        fault("model_delta")
-        self._save_manifest()
-        return UndoRecord(edit_id, "memit", [delta])
+        return self.apply(edit_id, "memit", requests, delta)
 
     def apply_grace(self, edit_id: str, requests: Sequence[Request], progress=None) -> UndoRecord:
         self._check_new(edit_id)
-        items = [(f"{edit_id}#{i}", r.prompts, r.target) for i, r in enumerate(requests)]
-        entries, info = self.grace.compute(self.codec, items, progress=progress)
-        before = len(self.grace.codebook)
-        info.update(self.grace.apply(entries))
-        self._record(edit_id, "grace", requests, info)
-        self._save_grace()
-        fault("model_delta")
-        self._save_manifest()
-        return UndoRecord(edit_id, "grace", grace_entries=len(self.grace.codebook) - before)
+        return self.apply(edit_id, "grace", requests, self.compute("grace", requests, edit_id=edit_id,
+                                                                    progress=progress))
 
     def edit(self, edit_id: str, requests: Sequence[Request], method: str = "memit", progress=None,
              keep: Sequence[Prompt] = ()) -> UndoRecord:
-        if method == "memit":
-            return self.apply_memit(edit_id, requests, self.compute_memit(requests, progress, keep))
-        if method == "grace":
-            return self.apply_grace(edit_id, requests, progress)
-        raise OneEditError(f"Unknown editing method {method!r}.", hint="Use memit or grace.")
+        self._check_new(edit_id)
+        payload = self.compute(method, requests, edit_id=edit_id, keep=keep if method == "memit" else (),
+                               progress=progress)
+        return self.apply(edit_id, method, requests, payload)
 
     def undo(self, edit_id: str, *, recheck: bool = True, progress=None) -> dict:
         """Take an edit out of the model. Returns what happened, including re-applied later edits."""
@@ -145,32 +175,24 @@ class EditableModel:
         entry = self.manifest[idx]
         report = {"edit": edit_id, "method": entry["method"], "latest": idx == len(self.manifest) - 1,
                   "rechecked": 0, "reapplied": []}
-        if entry["method"] == "memit":
-            for delta in reversed(self.deltas.pop(edit_id, [])):
-                for layer, d in delta.layers.items():
-                    self.weights.add(layer, d, sign=-1.0)
-        else:
-            prefix = f"{edit_id}#"
-            for sub in {e.edit_id for e in self.grace.codebook.log if e.edit_id.startswith(prefix)}:
-                self.grace.remove(sub)
-            self._save_grace()
+        m = self._method(entry["method"])
+        m.remove(edit_id)
         del self.manifest[idx]
-        self._drop_delta_files(edit_id)
+        if self.state_dir and self.persist:
+            m.save(self.state_dir, edit_id)
         self._save_manifest()
         if recheck and entry["method"] == "memit" and not report["latest"]:
-            later = [m for m in self.manifest[idx:] if m["method"] == "memit"]
-            for m in later:
-                reqs = _requests_of(m["requests"])
+            memit = self.methods["memit"]
+            for later in [x for x in self.manifest[idx:] if x["method"] == "memit"]:
+                reqs = _requests_of(later["requests"])
                 failing = [r for r, ok in zip(reqs, self.holds(reqs), strict=True) if not ok]
                 report["rechecked"] += 1
                 if failing:
-                    delta = self.compute_memit(failing, progress)
-                    for layer, d in delta.layers.items():
-                        self.weights.add(layer, d)
-                    self.deltas.setdefault(m["id"], []).append(delta)
-                    self._save_delta(m["id"], len(self.deltas[m["id"]]) - 1, delta)
-                    m.setdefault("reapplied", []).append({"after_undo_of": edit_id, "facts": len(failing)})
-                    report["reapplied"].append({"edit": m["id"], "facts": len(failing)})
+                    memit.apply(later["id"], memit.compute(later["id"], failing, progress=progress))
+                    if self.state_dir and self.persist:
+                        memit.save(self.state_dir, later["id"])
+                    later.setdefault("reapplied", []).append({"after_undo_of": edit_id, "facts": len(failing)})
+                    report["reapplied"].append({"edit": later["id"], "facts": len(failing)})
             self._save_manifest()
         return report
 
@@ -181,16 +203,19 @@ class EditableModel:
             self.undo(edit_id, recheck=False)
             return True
         found = False
-        prefix = f"{edit_id}#"
-        subs = {e.edit_id for e in self.grace.codebook.log if e.edit_id.startswith(prefix)}
-        for sub in subs:
-            self.grace.remove(sub)
-        if subs:
-            self._save_grace()
-            found = True
-        if self.state_dir and self._delta_file(edit_id, 0).exists():
-            self._drop_delta_files(edit_id)
-            found = True
+        for m in self.methods.values():
+            if m.remove(edit_id):
+                found = True
+            if self.state_dir and self.persist:
+                m.save(self.state_dir, edit_id)
+        if self.state_dir:
+            from editor.memit.method import delta_file
+
+            n = 0
+            while (f := delta_file(self.state_dir, edit_id, n)).exists():
+                f.unlink()
+                found = True
+                n += 1
         return found
 
     def holds(self, requests: Sequence[Request]) -> list[bool]:
@@ -201,7 +226,11 @@ class EditableModel:
         exact, _ = greedy(self.model, self.codec, prompts, targets=[r.target for r in requests])
         return exact
 
-    # -- persistence ----------------------------------------------------------------------------
+    # -- persistence -------------------------------------------------------------------------------
+    def _method(self, name: str) -> EditMethod:
+        method_class(name)  # a clear error for unknown names
+        return self.methods[name]
+
     def _check_new(self, edit_id: str) -> None:
         if edit_id in self.edit_ids():
             raise OneEditError(f"The model already has an edit {edit_id!r}.",
@@ -225,47 +254,7 @@ class EditableModel:
                              {"model": self.loaded.name, "fingerprint": self.loaded.fingerprint,
                               "edits": self.manifest})
 
-    def _delta_file(self, edit_id: str, n: int) -> Path:
-        safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in edit_id)
-        return self.state_dir / "memit" / f"{safe}-{n}.safetensors"
-
-    def _save_delta(self, edit_id: str, n: int, delta: MemitDelta) -> None:
-        if not (self.state_dir and self.persist):
-            return
-        from safetensors.torch import save_file
-
-        f = self._delta_file(edit_id, n)
-        f.parent.mkdir(parents=True, exist_ok=True)
-        tmp = f.with_suffix(".tmp")
-        save_file(delta.tensors(), str(tmp), metadata={"edit": edit_id})
-        os.replace(tmp, f)
-
-    def _drop_delta_files(self, edit_id: str) -> None:
-        if not (self.state_dir and self.persist):
-            return
-        n = 0
-        while (f := self._delta_file(edit_id, n)).exists():
-            f.unlink()
-            n += 1
-
-    def _save_grace(self) -> None:
-        if not (self.state_dir and self.persist):
-            return
-        from safetensors.torch import save_file
-
-        tensors, meta = self.grace.codebook.tensors()
-        f = self.state_dir / "grace.safetensors"
-        f.parent.mkdir(parents=True, exist_ok=True)
-        if tensors:
-            save_file(tensors, str(f.with_suffix(".tmp")))
-            os.replace(f.with_suffix(".tmp"), f)
-        elif f.exists():
-            f.unlink()
-        self._write_json(self.state_dir / "grace.json", meta)
-
     def _load_state(self) -> None:
-        from safetensors.torch import load_file
-
         started = time.perf_counter()
         mf = self.state_dir / "edits.json"
         if not mf.is_file():
@@ -278,21 +267,6 @@ class EditableModel:
                 hint="Open the workspace with the model its edits belong to, or move that folder away "
                      "to start this model without them.")
         self.manifest = data.get("edits", [])
-        for m in self.manifest:
-            if m["method"] != "memit":
-                continue
-            n = 0
-            while (f := self._delta_file(m["id"], n)).exists():
-                delta = MemitDelta.from_tensors(load_file(str(f)))
-                for layer, d in delta.layers.items():
-                    self.weights.add(layer, d)
-                self.deltas.setdefault(m["id"], []).append(delta)
-                n += 1
-        gj = self.state_dir / "grace.json"
-        if gj.is_file():
-            meta = json.loads(gj.read_text(encoding="utf-8"))
-            gf = self.state_dir / "grace.safetensors"
-            tensors = load_file(str(gf)) if gf.is_file() else {}
-            self.grace.codebook = Codebook.from_tensors(tensors, meta)
-            self.grace.invalidate()
+        for name, m in self.methods.items():
+            m.load(self.state_dir, [x["id"] for x in self.manifest if x["method"] == name])
         self.load_seconds = time.perf_counter() - started

@@ -12,6 +12,7 @@ from controller.kg import KnowledgeGraph
 from controller.schema import Schema
 from controller.stores.embedded import EmbeddedStore
 from oneedit.core import Entity, Triple
+from oneedit.models import GATE
 
 SMALL_WORLD = {
     "countries.csv": [
@@ -97,6 +98,10 @@ def entity_triples(*entities: Entity) -> list[Triple]:
 # -- the model side ---------------------------------------------------------------------------------
 #: The test suite's knowledge model: the default recipe, narrower (d=128), on a small KG subset.
 TEST_TRAIN = dict(n_embd=128, n_head=4, vocab_size=2048, batch_size=32, lr=3e-3, max_epochs=40, stop_at=0.999)
+#: Tests that use the knowledge model assume it learned its facts: the quality gate's train bar.
+LEARNED = GATE["train"]
+#: How many times ``knowledge_ws`` retrains (max_epochs doubled each time) before it gives up.
+RETRAINS = 2
 
 
 def europe_subset(kg) -> list[Triple]:
@@ -137,10 +142,10 @@ def model_cache(tmp_path_factory):
 def knowledge_ws(tmp_path_factory, model_cache) -> Path:
     """A workspace over the Europe subset of the shipped KG, with its knowledge model trained.
 
-    Read-only for tests: copy it (``copy_ws``) before changing anything.
+    Read-only for tests: copy it (``copy_ws``) before changing anything. The model may have been
+    trained with more epochs than ``TEST_TRAIN`` (see ``train_until_learned``): its card's
+    ``train_config`` is the recipe that was kept.
     """
-    from editor.knowledge import TrainConfig
-    from oneedit.models import train_default
     from oneedit.workspace import Workspace
 
     full, _ = Workspace.init(tmp_path_factory.mktemp("full") / "ws")
@@ -151,9 +156,36 @@ def knowledge_ws(tmp_path_factory, model_cache) -> Path:
     ws, _ = Workspace.init(root, data=data)
     with ws:
         ws.kg.load_triples(subset, author="test", message="Europe subset of the shipped KG")
-        card = train_default(ws, config=TrainConfig(**TEST_TRAIN))
-    assert card["quality"]["train"]["exact_match"] >= 0.97, card["quality"]
+        train_until_learned(ws, TEST_TRAIN)
     return root
+
+
+def train_until_learned(ws, config: dict, *, bar: float = LEARNED, retrains: int = RETRAINS) -> dict:
+    """Train the workspace's knowledge model until it recalls ``bar`` of its training prompts, bounded.
+
+    How far a from-scratch run gets in its epoch budget varies with the machine (thread count,
+    float reductions), so a run short of the bar is retrained with twice the epoch budget, at most
+    ``retrains`` times; only a model that still has not learned its facts fails the session.
+    Retraining needs no ``force``: ``max_epochs`` is part of the content hash, so a new budget is a
+    new cache entry, and a cached entry for it carries its own measured quality, checked here.
+    Returns the kept model's card.
+    """
+    from editor.knowledge import TrainConfig
+    from oneedit.models import train_default
+
+    attempts = []
+    for attempt in range(retrains + 1):
+        if attempt:
+            config = {**config, "max_epochs": 2 * config["max_epochs"]}
+        card = train_default(ws, config=TrainConfig(**config))
+        q = card["quality"]
+        attempts.append({"max_epochs": config["max_epochs"], "epochs": card["epochs"],
+                         "train_exact_match": q["train"]["exact_match"],
+                         "heldout_exact_match": q["heldout"]["exact_match"], "cache": card["cache"]})
+        if q["train"]["exact_match"] >= bar:
+            return card
+    pytest.fail(f"The test knowledge model did not learn its facts: train exact match below {bar} in "
+                f"{len(attempts)} trainings {attempts}. Last quality: {q}", pytrace=False)
 
 
 @pytest.fixture

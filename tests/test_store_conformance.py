@@ -281,12 +281,23 @@ class TestNeo4jStore(StoreConformance):
         srv.listen(8)
         held = []
         threading.Thread(target=lambda: [held.append(srv.accept()) for _ in range(4)], daemon=True).start()
-        t0 = time.monotonic()
-        with pytest.raises(StoreError) as info:
-            Neo4jStore(f"bolt://127.0.0.1:{srv.getsockname()[1]}", user="x", password="y", timeout=2.0)
-        assert time.monotonic() - t0 < 20 and "did not answer" in info.value.message + (info.value.hint or "") \
-            or "failed" in info.value.message
-        srv.close()
+        uri = f"bolt://127.0.0.1:{srv.getsockname()[1]}"
+        try:
+            t0 = time.monotonic()
+            with pytest.raises(StoreError) as info:
+                Neo4jStore(uri, user="x", password="y", timeout=2.0)
+            elapsed = time.monotonic() - t0
+        finally:
+            srv.close()
+            for conn, _ in list(held):
+                conn.close()
+        # whichever way it is reported, it comes within a bound of the 2 s timeout...
+        assert elapsed < 20, f"a hung server took {elapsed:.1f} s to report"
+        # ...as our timeout ("did not answer within"), or as the driver's own connection timeout
+        # firing first (a driver error, reported as "failed while ..."); either names the server
+        message = info.value.message
+        assert uri in message, message
+        assert "did not answer within" in message or "failed while" in message, message
 
 
 def test_embedded_rdf_bulk_load_is_revertible_and_checks_namespace(tmp_path):

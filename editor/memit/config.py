@@ -1,0 +1,45 @@
+"""MEMIT's hyperparameters, validated on construction."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Literal
+
+from editor.validation import check_fields, field
+
+KeyPosition = Literal["subject_last", "last"]
+ZSpan = Literal["key", "answer"]
+
+
+def scale_layers(layers: list[int], reference: int, depth: int) -> list[int]:
+    """Layer indices written for a ``reference``-deep model, mapped onto a ``depth``-deep one."""
+    if depth == reference and all(0 <= x < depth for x in layers):
+        return sorted(layers)
+    return sorted({min(depth - 1, max(0, round(x * depth / reference))) for x in layers})
+
+
+@dataclass(frozen=True)
+class MemitHparams:
+    layers: list[int] = field([1, 2], "MLP output projections edited, for a model of reference_depth blocks")
+    reference_depth: int = field(4, "depth the layer indices are written for; scaled to the model's", min=1)
+    key_position: KeyPosition = field("last", "where keys are read: the subject's last token or the prompt's")
+    mom2_weight: float = field(1.0e4, "λ: how strongly C protects what the layer already stores", gt=0)
+    cov_samples: int = field(100_000, "corpus texts read for the key statistics C", min=1)
+    z_steps: int = field(25, "gradient steps for the target residuals z", min=1)
+    z_lr: float = field(0.5, "Adam learning rate for z", gt=0)
+    z_stop_loss: float = field(0.05, "a fact's δ stops once its mean target NLL is below this", min=0)
+    kl_factor: float = field(0.0625, "weight of the KL term on '{subject} is a' prompts", min=0)
+    clamp_norm_factor: float = field(4.0, "|δ| ≤ factor · |h|, per fact", gt=0)
+    weight_decay: float = field(0.5, "penalty on |δ|² relative to |h|²", min=0)
+    z_batch: int = field(0, "facts per z optimisation (0: all at once; 1: the published per-fact loop)", min=0)
+    z_span: ZSpan = field("key", "key: one δ per fact at the key position; answer: one at each answer token too")
+
+    def __post_init__(self):
+        check_fields(self, "memit")
+
+    def resolve_layers(self, depth: int) -> list[int]:
+        return scale_layers(list(self.layers), self.reference_depth, depth)
+
+    def replace(self, **kw) -> MemitHparams:
+        return dataclasses.replace(self, **kw)
