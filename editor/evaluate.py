@@ -111,11 +111,20 @@ def run(editable, cases: Sequence[Case], *, method: str, batch_size: int | None 
     right_after: list[dict] = []
     edit_seconds = 0.0
     done = 0
+    unconverged: list[str] = []
     for b, idxs in enumerate(batches):
-        reqs = [r for i in idxs for r in [cases[i].request, *(cases[i].augment if augment else [])]]
+        reqs, main = [], {}
+        for i in idxs:
+            main[len(reqs)] = cases[i].case_id
+            reqs += [cases[i].request, *(cases[i].augment if augment else [])]
         t0 = time.perf_counter()
         editable.edit(f"eval-{b + 1}", reqs, method)
         edit_seconds += time.perf_counter() - t0
+        # GRACE names the requests whose value did not reach its stop loss (``<edit>#<request>``)
+        for sub in editable.manifest[-1]["stats"].get("unconverged_ids", []):
+            k = int(sub.rsplit("#", 1)[1])
+            if k in main:
+                unconverged.append(main[k])
         done += len(idxs)
         if sequential:
             right_after.append({"edits": done, **_flat(measure(model, codec, [cases[i] for i in idxs]))})
@@ -131,6 +140,7 @@ def run(editable, cases: Sequence[Case], *, method: str, batch_size: int | None 
         "requests": sum(1 + (len(c.augment) if augment else 0) for c in cases),
         "edit_seconds": round(edit_seconds, 3), "edits_per_second": round(n / edit_seconds, 3) if edit_seconds else None,
         "before": before, "after": after, "curve": curve,
+        "unconverged_cases": unconverged,
     }
     if sequential:
         result["right_after_each_edit"] = _mean_rows(right_after)

@@ -40,11 +40,12 @@ class GraceEdit:
     epsilon: float
 
 
-@dataclass
+@dataclass(eq=False)
 class _Entry:
     uid: int
     eps: float
     owners: list[str]                                            # stack of edit ids; the last one answers
+    answer: str = ""                                             # the last owner's answer
     grows: dict[str, float] = field(default_factory=dict)        # edit id -> distance of the key absorbed
     absorbed: dict[str, list[int]] = field(default_factory=dict)  # edit id -> rows of its keys absorbed
     caps: dict[int, float] = field(default_factory=dict)         # neighbour uid -> half the distance
@@ -88,7 +89,7 @@ class Codebook:
 
     @property
     def answer(self) -> list[str]:
-        return [self.edits[e.owners[-1]].target for e in self._entries]
+        return [e.answer for e in self._entries]
 
     def edit_ids(self) -> list[str]:
         return list(self.edits)
@@ -130,29 +131,30 @@ class Codebook:
 
     def _insert(self, edit: GraceEdit, row: int) -> str:
         key = edit.keys[row].float()
+        d = None
         if len(self):
             d = self.dist(key[None], self.keys)[0]
-            answers = self.answer
-            same_key = d <= SAME_KEY * max(1.0, float(key.norm()))
-            other = torch.tensor([a != edit.target for a in answers])
-            coincident = (same_key & other).nonzero()[:, 0]
-            if len(coincident):
+            near = (d < self.radii + edit.epsilon).nonzero()[:, 0].tolist()   # the few entries in reach
+            same_key = SAME_KEY * max(1.0, float(key.norm()))
+            coincident = [j for j in near if float(d[j]) <= same_key and self._entries[j].answer != edit.target]
+            if coincident:
                 # the very prompt of an earlier edit, now with another answer. Owners stay in edit
                 # order: the latest edit of the prompt answers (a key re-inserted after a removal
                 # may be older than the entry's present answer)
-                i = int(coincident[0])
+                i = coincident[0]
                 entry = self._entries[i]
                 entry.owners.append(edit.edit_id)
                 entry.owners.sort(key=self._order.__getitem__)
                 if entry.owners[-1] == edit.edit_id:
+                    entry.answer = edit.target
                     self._values[i] = edit.value.float()
                     self._release(i)   # keys it had absorbed for the old answer get entries of their own
                     self._enforce(i)
                 return "superseded"
             # grow the nearest entry with this answer that can cover the key
-            reach = torch.where(~other & (d < self.radii + edit.epsilon), d, torch.full_like(d, float("inf")))
-            i = int(reach.argmin())
-            if torch.isfinite(reach[i]):
+            same = sorted((float(d[j]), j) for j in near if self._entries[j].answer == edit.target)
+            if same:
+                i = same[0][1]
                 entry = self._entries[i]
                 di = float(d[i])
                 grown = max(entry.grows.get(edit.edit_id, 0.0), di)
@@ -162,18 +164,20 @@ class Codebook:
                     self._radii[i] = entry.radius()
                     self._enforce(i)
                     return "grown"
-        new = self._append(key, edit, edit.epsilon)
-        return "split" if self._enforce(len(self) - 1) else "added"
+        self._append(key, edit, edit.epsilon)
+        if d is not None:   # the new entry's distances to the others are the key's
+            d = torch.cat([d, d.new_zeros(1)])
+        return "split" if self._enforce(len(self) - 1, d) else "added"
 
-    def _enforce(self, i: int) -> bool:
+    def _enforce(self, i: int, d: torch.Tensor | None = None) -> bool:
         """No entry with another answer may overlap entry ``i``: where one does, both are capped at
         half the distance between them (GRACE's split), and keys they absorbed that fall outside
         the capped radius get entries of their own. Returns whether anything was capped."""
         entry = self._entries[i]
-        answer = self.edits[entry.owners[-1]].target
-        d = self.dist(self._keys[i: i + 1], self.keys)[0]
-        other = torch.tensor([a != answer for a in self.answer])
-        clash = (other & (d < self.radii + float(self._radii[i]))).nonzero()[:, 0].tolist()
+        if d is None:
+            d = self.dist(self._keys[i: i + 1], self.keys)[0]
+        near = (d < self.radii + float(self._radii[i])).nonzero()[:, 0].tolist()
+        clash = [j for j in near if self._entries[j].answer != entry.answer]
         for j in clash:
             # a hair under half, so a point half-way between is in neither
             half = float(d[j]) / 2 * (1 - 1e-6)
@@ -188,11 +192,14 @@ class Codebook:
             self._release(i)
         return bool(clash)
 
+    def _index(self, entry: _Entry) -> int:
+        return next(i for i, e in enumerate(self._entries) if e is entry)
+
     def _release(self, i: int) -> None:
         """Re-insert the keys entry ``i`` absorbed that it no longer answers for: outside its radius,
         or of an edit whose answer is not the entry's answer any more."""
         entry = self._entries[i]
-        answer = self.edits[entry.owners[-1]].target
+        answer = entry.answer
         out: list[tuple[str, int]] = []
         for e, rows in list(entry.absorbed.items()):
             if self.edits[e].target != answer:
@@ -224,7 +231,7 @@ class Codebook:
         self._keys[n] = key
         self._values[n] = edit.value.float()
         self._radii[n] = eps
-        entry = _Entry(self._next_uid, eps, [edit.edit_id])
+        entry = _Entry(self._next_uid, eps, [edit.edit_id], edit.target)
         self._next_uid += 1
         self._entries.append(entry)
         return entry
@@ -258,6 +265,7 @@ class Codebook:
                 reinsert += [(e, row) for e, rows in entry.absorbed.items() for row in rows]
             elif entry.owners[-1] != top:
                 self._values[i] = self.edits[entry.owners[-1]].value.float()
+                entry.answer = self.edits[entry.owners[-1]].target
                 changed_answer.append(entry)
         if dead:
             gone = {self._entries[i].uid for i in dead}
@@ -271,18 +279,16 @@ class Codebook:
             for entry in self._entries:
                 for uid in gone & entry.caps.keys():
                     del entry.caps[uid]
-        widened = []
-        for i, entry in enumerate(self._entries):
-            r = entry.radius()
-            if r > float(self._radii[i]):
-                widened.append(entry)
-            self._radii[i] = r
+        n = len(self)
+        radii = torch.tensor([e.radius() for e in self._entries], dtype=self._radii.dtype)
+        widened = [self._entries[i] for i in (radii > self._radii[:n]).nonzero()[:, 0].tolist()]
+        self._radii[:n] = radii
         for e, row in reinsert:
             self._insert(self.edits[e], row)
-        for entry in changed_answer:
-            self._release(self._entries.index(entry))
         for entry in {id(x): x for x in changed_answer + widened}.values():
-            self._enforce(self._entries.index(entry))
+            i = self._index(entry)
+            self._release(i)
+            self._enforce(self._index(entry))
         self.version += 1
         return len(dead)
 
@@ -318,7 +324,8 @@ class Codebook:
             at += n
         book._order = {e: i for i, e in enumerate(book.edits)}
         book._next_order = len(book.edits)
-        book._entries = [_Entry(x["uid"], float(x["eps"]), list(x["owners"]), dict(x["grows"]),
+        book._entries = [_Entry(x["uid"], float(x["eps"]), list(x["owners"]),
+                                book.edits[x["owners"][-1]].target, dict(x["grows"]),
                                 {k: list(v) for k, v in x["absorbed"].items()},
                                 {int(k): float(v) for k, v in x["caps"].items()}) for x in meta["entries"]]
         n = len(book._entries)
