@@ -27,6 +27,8 @@ import torch
 
 #: keys closer than this (relative to the key's norm) are the same prompt read again
 SAME_KEY = 1e-6
+#: a grown radius reaches this much (relative) past the key it grows to cover
+GROW_SLACK = 1e-3
 
 
 @dataclass
@@ -156,7 +158,9 @@ class Codebook:
             if same:
                 i = same[0][1]
                 entry = self._entries[i]
-                di = float(d[i])
+                # grow a hair past the key: a generation pass reads it with other padding and
+                # batch shapes, a few 1e-6 of its norm away from where it was written
+                di = float(d[i]) * (1 + GROW_SLACK)
                 grown = max(entry.grows.get(edit.edit_id, 0.0), di)
                 if min([max(entry.eps, grown, *entry.grows.values()), *entry.caps.values()]) >= di:
                     entry.grows[edit.edit_id] = grown
@@ -216,7 +220,7 @@ class Codebook:
             keep = [(r, x) for r, x in zip(rows, d, strict=True) if r not in far]
             if keep:
                 entry.absorbed[e] = [r for r, _ in keep]
-                entry.grows[e] = max(x for _, x in keep)
+                entry.grows[e] = max(x for _, x in keep) * (1 + GROW_SLACK)
             else:
                 del entry.absorbed[e]
                 entry.grows.pop(e, None)
