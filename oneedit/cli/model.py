@@ -210,6 +210,60 @@ def check(m: ModelChoice) -> None:
 @model_app.command()
 @handle_errors
 @model_options()
+def audit(
+    m: ModelChoice,
+    sample: Annotated[Optional[int], typer.Option(
+        "--sample", min=1, help="Audit a seeded sample of N facts (with a 95% interval) instead of all.")] = None,
+    seed: Annotated[int, typer.Option(help="Seed of the --sample draw.")] = 0,
+    show: Annotated[int, typer.Option("--show", min=0, help="Disagreements to list at most.")] = 20,
+) -> None:
+    """Does the model say what the KG says? Agreement on edited facts, unedited facts, all.
+
+    Every fact the model should know is asked on its relation's training and held-out templates
+    (greedy exact match); the facts it gets wrong are listed with what it said.
+    """
+    from oneedit.audit import GROUPS
+    from oneedit.audit import audit as run_audit
+
+    with m.opened() as (ws, em, step):
+        step("Asking the model about every fact in the KG")
+        report = run_audit(ws, em, sample=sample, seed=seed, limit=show if not m.as_json else None)
+    out = report.to_dict()
+    if m.as_json:
+        print_json(out)
+        return
+    from rich.table import Table
+
+    def pct(x):
+        return "–" if x is None else f"{x:.1%}"
+
+    t = Table(title=f"Model {out['model']} ({out['edits']} edits) against KG revision {out['kg_revision']}"
+                    + (f", sample of {sample}" if sample else ""), title_justify="left")
+    t.add_column("group")
+    for col in ("facts", "agreement", "held out", "facts agreeing") + (("95% interval",) if sample else ()):
+        t.add_column(col, justify="right")
+    for g in GROUPS:
+        row = out[g]
+        cells = [g, f"{row['facts']:,}", pct(row["agreement"]), pct(row["heldout_agreement"]), pct(row["facts_agreeing"])]
+        if sample:
+            lo, hi = row["facts_agreeing_ci95"]
+            cells.append(f"{lo:.1%}–{hi:.1%}")
+        t.add_row(*cells)
+    c = console()
+    c.print(t)
+    if out["disagreements"]:
+        d = Table(title="Where the model disagrees with the KG", title_justify="left")
+        for col in ("prompt", "KG", "model"):
+            d.add_column(col)
+        for x in out["disagreements"]:
+            d.add_row(x["prompt"], x["expected"], f"[red]{x['said']}[/]")
+        c.print(d)
+    c.print(f"[dim]{out['seconds']:.1f} s[/]")
+
+
+@model_app.command()
+@handle_errors
+@model_options()
 def info(m: ModelChoice) -> None:
     """What model this is: architecture, size, fingerprint, card, edits."""
     from editor import arch
