@@ -52,6 +52,7 @@ class CovarianceCache:
         self.root = Path(root) if root else cache_root() / "stats"
         self._moments: dict[tuple, torch.Tensor] = {}
         self._factors: dict[tuple, torch.Tensor] = {}
+        self._projectors: dict[tuple, torch.Tensor] = {}
         self._keys: dict[int, tuple] = {}  # id of a cached moment -> its cache key
 
     def _file(self, fingerprint: str, layer: int, chash: str, samples: int) -> Path:
@@ -106,6 +107,18 @@ class CovarianceCache:
             ridge = 1e-6 * float(torch.diagonal(a).mean()) + 1e-12
             a.diagonal().add_(ridge)
             got = self._factors[(key, weight, str(device))] = torch.linalg.cholesky(a)
+        return got
+
+
+    def null_projector(self, moment: torch.Tensor, share: float, key: tuple, device=None) -> torch.Tensor:
+        """AlphaEdit's projector onto the eigenvectors of ``C`` whose eigenvalues are below
+        ``share`` × the largest: the key directions the corpus leaves (almost) unused."""
+        device = torch.device(device) if device is not None else moment.device
+        got = self._projectors.get((key, share, str(device)))
+        if got is None:
+            vals, vecs = torch.linalg.eigh(moment.to(device=device, dtype=torch.float64))
+            free = vecs[:, vals < share * float(vals.max())]
+            got = self._projectors[(key, share, str(device))] = free @ free.T
         return got
 
 

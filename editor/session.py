@@ -82,6 +82,8 @@ class EditableModel:
         self.weights = MasterWeights(self.model)
         self.methods: dict[str, EditMethod] = {name: cls(self) for name, cls in registry().items()}
         self.manifest: list[dict] = []
+        #: the consolidation this edit folder starts from (what it folded), kept across saves
+        self.consolidated: dict | None = None
         self.persist = True  # False: edits stay in memory (evaluation runs)
         if self.state_dir:
             self._load_state()
@@ -250,9 +252,10 @@ class EditableModel:
 
     def _save_manifest(self) -> None:
         if self.state_dir and self.persist:
-            self._write_json(self.state_dir / "edits.json",
-                             {"model": self.loaded.name, "fingerprint": self.loaded.fingerprint,
-                              "edits": self.manifest})
+            data = {"model": self.loaded.name, "fingerprint": self.loaded.fingerprint, "edits": self.manifest}
+            if self.consolidated:
+                data["consolidated"] = self.consolidated
+            self._write_json(self.state_dir / "edits.json", data)
 
     def _load_state(self) -> None:
         started = time.perf_counter()
@@ -267,6 +270,7 @@ class EditableModel:
                 hint="Open the workspace with the model its edits belong to, or move that folder away "
                      "to start this model without them.")
         self.manifest = data.get("edits", [])
+        self.consolidated = data.get("consolidated")
         for name, m in self.methods.items():
             m.load(self.state_dir, [x["id"] for x in self.manifest if x["method"] == name])
         self.load_seconds = time.perf_counter() - started

@@ -226,7 +226,9 @@ def audit(ws, em, *, sample: int | None = None, seed: int = 0, limit: int | None
 
     started = time.perf_counter()
     log = AuditLog(ws.kg, em.model, em.codec, share=_share(em.loaded.card))
-    edited = edited_facts(ws.ledger, em.edit_ids())
+    from oneedit.models import folded_edits
+
+    edited = edited_facts(ws.ledger, set(em.edit_ids()) | folded_edits(ws, em.loaded.name))
     log.run(edited, sample=sample, seed=seed)
     groups = log.summary(sampled=sample is not None, limit=limit)
     return AuditReport(em.loaded.name, len(em.manifest), ws.kg.store.head(), sample,

@@ -28,10 +28,39 @@ def base_dir(ws) -> Path:
     return ws.root / "model" / "base"
 
 
+def home(ws, name: str) -> Path:
+    """Where a model's state lives in the workspace: ``model/`` for the default, ``models/<slug>/``."""
+    return ws.root / "model" if name == DEFAULT else ws.root / "models" / slugify(name)
+
+
+ACTIVE = "active.json"
+
+
+def active(ws, name: str) -> dict:
+    """Which weights and edit folder are live for ``name`` (``{}``: the originals). Written by
+    consolidation, which commits a new state by replacing this one small file."""
+    f = home(ws, name) / ACTIVE
+    return json.loads(f.read_text(encoding="utf-8")) if f.is_file() else {}
+
+
 def state_dir(ws, name: str) -> Path:
-    if name == DEFAULT:
-        return ws.root / "model" / "edits"
-    return ws.root / "models" / slugify(name) / "edits"
+    """The live edit folder of model ``name``."""
+    return home(ws, name) / active(ws, name).get("edits", "edits")
+
+
+def folded_edits(ws, name: str) -> set[str]:
+    """Model edit ids the live consolidation folded into the weights (gone as edits, not as facts)."""
+    f = state_dir(ws, name) / "edits.json"
+    if not f.is_file():
+        return set()
+    record = json.loads(f.read_text(encoding="utf-8")).get("consolidated") or {}
+    return set(record.get("folded_edits", []))
+
+
+def weights_dir(ws) -> Path:
+    """The live weights of the default model: the trained base, or its latest consolidation."""
+    got = active(ws, DEFAULT).get("weights")
+    return home(ws, DEFAULT) / got if got else base_dir(ws)
 
 
 def model_cache() -> Path:
@@ -78,15 +107,43 @@ def train_default(ws, *, config=None, force: bool = False, progress: Callable[[d
     else:
         card["cache"] = "hit"
     dest = base_dir(ws)
+    # edits and consolidations were made to the previous base model; they do not carry over
+    for old in [state_dir(ws, DEFAULT), home(ws, DEFAULT) / "edits", home(ws, DEFAULT) / "consolidated"]:
+        shutil.rmtree(old, ignore_errors=True)
+    (home(ws, DEFAULT) / ACTIVE).unlink(missing_ok=True)
     if dest.exists():
         shutil.rmtree(dest)
     shutil.copytree(cached, dest)
     (dest / CORPUS_FILE).unlink(missing_ok=True)
     kg_corpus(ws)  # freeze the covariance corpus now, before any edit changes the KG
-    edits = state_dir(ws, DEFAULT)
-    if edits.exists():  # edits were made to the previous base model; they do not carry over
-        shutil.rmtree(edits)
+    write_learned(dest, facts)
     return card
+
+
+LEARNED_FILE = "facts.jsonl"
+
+
+def write_learned(path: Path, facts) -> None:
+    """The facts a knowledge model learned (ids and labels), beside its weights: what consolidation
+    diffs the KG against to find what changed since."""
+    tmp = path / (LEARNED_FILE + ".tmp")
+    with tmp.open("w", encoding="utf-8") as fh:
+        for f in facts:
+            fh.write(json.dumps([f.subject_id, f.relation, f.object_id, f.subject, f.object], ensure_ascii=False) + "\n")
+    os.replace(tmp, path / LEARNED_FILE)
+
+
+def read_learned(path: Path) -> list | None:
+    from editor.verbalize import Fact
+
+    f = path / LEARNED_FILE
+    if not f.is_file():
+        return None
+    out = []
+    for line in f.read_text(encoding="utf-8").splitlines():
+        sid, rel, oid, s, o = json.loads(line)
+        out.append(Fact(s, rel, o, sid, oid))
+    return out
 
 
 def measure_quality(path, facts, verb, *, device: str = "cpu") -> dict:
@@ -211,7 +268,7 @@ def open_model(ws, name: str | None = None, *, device: str | None = None, dtype:
         if not has_default(ws):
             raise OneEditError("This workspace has no knowledge model yet.",
                                hint="Train it with `oneedit model train` (a few minutes on a laptop).")
-        path = str(base_dir(ws))
+        path = str(weights_dir(ws))
     else:
         path = name
     step(f"Loading model {name}")

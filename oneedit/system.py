@@ -590,6 +590,10 @@ class OneEdit:
             return None
         em = self.model
         if model_id not in em.edit_ids():
+            from oneedit.models import folded_edits
+
+            if model_id in folded_edits(self.ws, em.loaded.name):
+                return self._rewrite_folded(edit_id, model_id, info)
             return {"id": model_id, "note": "already gone"}
         shared = [i for i in info.get("shared_with", []) if i != edit_id]
         report = em.undo(model_id)
@@ -612,6 +616,25 @@ class OneEdit:
                     rec["model_edit"] = rec["model_edit"] | {"id": new_id, "shared_with": keep}
                     self.ledger.update(other, record=rec)
                 out["rewritten_as"] = new_id
+        return out
+
+    def _rewrite_folded(self, edit_id: int, model_id: str, info: dict) -> dict:
+        """Roll back the model side of an edit that consolidation folded into the weights: write what
+        the KG now holds for the edit's (subject, relation) slots as a new model edit. The next
+        consolidation makes it exact (the model is rebuilt from the KG without the edit)."""
+        slots = {(f[0], f[1]) for f in info.get("own_facts") or info.get("facts") or []}
+        facts = []
+        for s, r in sorted(slots):
+            spec = self.kg.schema.relations.get(r)
+            if spec is not None and spec.composite:
+                facts += [d.triple for d in self.kg.derived(r, subject=s)]
+            else:
+                facts += list(self.kg.store.triples(s, r, None))
+        out = {"id": model_id, "folded": True}
+        if facts:
+            new_id = f"{model_id}-r{edit_id}"
+            self._model_edit(new_id, facts, info.get("method", "memit"), probe=False)
+            out["rewritten_as"] = new_id
         return out
 
     def _holds_in_kg(self, t: Triple) -> bool:

@@ -50,11 +50,16 @@ def _id(case) -> str:
 
 class MethodConformance:
     method: str
+    #: MEMIT hyperparameters the suite runs with (a method's option is a subclass with its own)
+    memit: dict = {}
+
+    def editable(self, *args, **kw):
+        return tm.editable(*args, memit=self.memit, **kw)
 
     @pytest.mark.parametrize("case", MATRIX, ids=_id)
     def test_compute_leaves_the_model_then_apply_edits_and_undo_restores(self, case):
         name, kind, key_position = case
-        em = tm.editable(name, kind, key_position=key_position)
+        em = self.editable(name, kind, key_position=key_position)
         before_w, before_out = weights(em.model), logits(em, [EDIT, *PROBES])
         book = (len(em.grace.codebook), em.grace.codebook.version)
         nll_before = nll(em, EDIT)
@@ -91,16 +96,16 @@ class MethodConformance:
     @pytest.mark.parametrize("case", [(a, t) for a in sorted(arch.ARCHITECTURES) for t in tm.TOKENIZER_KINDS], ids=_id)
     def test_save_then_load_is_identical(self, case, tmp_path):
         name, kind = case
-        em = tm.editable(name, kind, state_dir=tmp_path / "state")
+        em = self.editable(name, kind, state_dir=tmp_path / "state")
         em.edit("e1", [Request.of([EDIT])], self.method)
         em.edit("e2", [Request.of([PROBES[0]], " Oslo")], self.method)
         live = logits(em, [EDIT, *PROBES])
-        again = tm.editable(name, kind, state_dir=tmp_path / "state")   # a fresh base model, same seed
+        again = self.editable(name, kind, state_dir=tmp_path / "state")   # a fresh base model, same seed
         assert again.edit_ids() == ["e1", "e2"]
         assert (logits(again, [EDIT, *PROBES]) - live).abs().max() <= 1e-5
         assert greedy(again.model, again.codec, [EDIT]) == greedy(em.model, em.codec, [EDIT])
         again.undo("e1")
-        third = tm.editable(name, kind, state_dir=tmp_path / "state")
+        third = self.editable(name, kind, state_dir=tmp_path / "state")
         assert third.edit_ids() == ["e2"]
         # ``again`` is base + e1 + e2 - e1 in fp32, ``third`` base + e2: the same up to the rounding
         # of a subtraction (random models get large deltas: |ΔW| ≫ |W|, so an ulp of ΔW shows)
@@ -111,7 +116,7 @@ class MethodConformance:
     @pytest.mark.parametrize("case", [("llama", "sentencepiece"), ("gpt2", "bytebpe")], ids=_id)
     def test_half_precision(self, case, dtype):
         name, kind = case
-        em = tm.editable(name, kind, dtype=dtype)
+        em = self.editable(name, kind, dtype=dtype)
         nll_before = nll(em, EDIT)
         before = logits(em, [EDIT, *PROBES])
         em.edit("e1", [Request.of([EDIT])], self.method)

@@ -9,6 +9,7 @@ from editor.hooks import capture_output
 from editor.memit.keys import locate, run
 from editor.request import Request
 from editor.methods import registry
+from editor.verbalize import Prompt
 from tests.method_conformance import EDIT, MethodConformance
 
 
@@ -45,3 +46,65 @@ class TestGrace(MethodConformance):
     def check_scope(self, em, before_w):
         assert all(torch.equal(before_w[n], p) for n, p in em.model.named_parameters()), "GRACE changed weights"
         assert len(em.grace.codebook) == 1
+
+
+class TestMemitPreservingEdits(TestMemit):
+    """MEMIT with every live edit's keys held in the solve (``preserve_edits``)."""
+
+    memit = {"preserve_edits": True}
+
+
+def test_preserved_keys_follow_the_live_edits(tmp_path):
+    """The accumulated ``K_p K_pᵀ`` is always the sum over the edits in the model: after apply,
+    undo, and a reload from disk."""
+    from tests import tiny_models as tm
+
+    em = tm.editable("gpt2", "bytebpe", state_dir=tmp_path / "s", memit={"preserve_edits": True})
+    em.edit("e1", [Request.of([EDIT])], "memit")
+    em.edit("e2", [Request.of([Prompt("The capital of Spain is", " Rome", "Spain")])], "memit")
+    pk = em.methods["memit"].preserved
+    for layer, d in em.deltas["e1"][0].layers.items():
+        k1, k2 = d.keys.double(), em.deltas["e2"][0].layers[layer].keys.double()
+        assert torch.allclose(pk.gram(layer), k1 @ k1.T + k2 @ k2.T, rtol=1e-6, atol=1e-8)
+    again = tm.editable("gpt2", "bytebpe", state_dir=tmp_path / "s", memit={"preserve_edits": True})
+    for layer in pk.grams:
+        assert torch.allclose(again.methods["memit"].preserved.gram(layer), pk.gram(layer))
+    em.undo("e2")
+    em.undo("e1")
+    assert pk.grams == {}
+
+
+def test_preserving_edits_keeps_an_earlier_edit_in_place():
+    """With ``preserve_edits``, the second edit's update barely moves the first edit's keys at any
+    layer; without it, it moves them by more (same edits, same model)."""
+    from tests import tiny_models as tm
+
+    second = Request.of([Prompt("The capital of Spain is", " Rome", "Spain")])
+    moved = {}
+    for on in (False, True):
+        em = tm.editable("gpt2", "bytebpe", memit={"preserve_edits": on})
+        em.edit("e1", [Request.of([EDIT])], "memit")
+        d2 = em.compute("memit", [second])
+        first = em.deltas["e1"][0]
+        moved[on] = max(float((d2.layers[l].dense() @ first.layers[l].keys).norm() / first.layers[l].keys.norm())
+                        for l in d2.layers)
+    assert moved[True] < 0.25 * moved[False], moved
+
+
+def test_nullspace_update_leaves_the_corpus_keys_alone():
+    """AlphaEdit's projection: the update is (nearly) zero on C's used directions, so what it does
+    to the corpus keys the statistics came from, per unit of what it writes at the edit's own
+    keys, is a small share of the plain solve's."""
+    from editor.covariance import compute_moments
+    from tests import tiny_models as tm
+
+    effects = {}
+    for share in (0.0, 1e-2):
+        em = tm.editable("gpt2", "bytebpe", memit={"nullspace": share})
+        layers = em.hp.memit.resolve_layers(arch.num_layers(em.model))
+        d = em.compute("memit", [Request.of([EDIT])])
+        moms = compute_moments(em.model, em.codec, layers, tm.CORPUS)
+        # E‖ΔW k‖² over the corpus keys = tr(ΔW C ΔWᵀ), relative to the update's size
+        effects[share] = max(float(torch.trace(d.layers[l].dense().double() @ moms[l] @ d.layers[l].dense().double().T)
+                                   / d.layers[l].dense().double().norm() ** 2) for l in layers)
+    assert effects[1e-2] < 0.05 * effects[0.0], effects

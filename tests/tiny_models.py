@@ -76,7 +76,7 @@ def model(name: str, kind: str, dtype=torch.float32, seed: int = 0):
     return cls(cfg).to(dtype).eval(), tok
 
 
-def hparams(name: str, key_position: str = "last"):
+def hparams(name: str, key_position: str = "last", **memit):
     """The architecture's shipped hyperparameters, loosened for random weights: random models
     store nothing, so the edit has to be reachable (a loose clamp, no KL term, a weak λ)."""
     from editor import hparams as H
@@ -86,16 +86,16 @@ def hparams(name: str, key_position: str = "last"):
     # GRACE at block 0, where a random model's keys for different prompts nearly coincide
     return H.Hparams(hp.name, hp.memit.replace(key_position=key_position, z_steps=150, clamp_norm_factor=100.0,
                                                kl_factor=0.0, weight_decay=0.0, mom2_weight=10.0,
-                                               layers=[1, 2], reference_depth=4),
+                                               layers=[1, 2], reference_depth=4).replace(**memit),
                      hp.grace.replace(key_position=key_position, epsilon=1e-3, value_steps=200, layer=1,
                                       reference_depth=4), hp.notes)
 
 
 def editable(name: str, kind: str = "bytebpe", *, key_position: str = "last", dtype=torch.float32,
-             state_dir=None, seed: int = 0):
+             state_dir=None, seed: int = 0, memit: dict | None = None):
     from editor.loading import wrap
     from editor.session import EditableModel
 
     m, tok = model(name, kind, dtype, seed)
     loaded = wrap(m, tok, name=f"tiny-{name}-{kind}")
-    return EditableModel(loaded, state_dir, corpus=CORPUS, hparams=hparams(name, key_position))
+    return EditableModel(loaded, state_dir, corpus=CORPUS, hparams=hparams(name, key_position, **(memit or {})))

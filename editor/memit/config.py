@@ -34,6 +34,11 @@ class MemitHparams:
     weight_decay: float = field(0.5, "penalty on |δ|² relative to |h|²", min=0)
     z_batch: int = field(0, "facts per z optimisation (0: all at once; 1: the published per-fact loop)", min=0)
     z_span: ZSpan = field("key", "key: one δ per fact at the key position; answer: one at each answer token too")
+    preserve_edits: bool = field(False, "keep the keys of every live edit in the solve, so later edits do not "
+                                        "overwrite earlier ones (AlphaEdit's K_p term)")
+    nullspace: float = field(0.0, "AlphaEdit: project each update onto the directions where C's eigenvalue is "
+                                  "below this share of its largest (0: off)", min=0, max=1)
+    nullspace_ridge: float = field(1.0, "AlphaEdit's ‖ΔP‖² weight, in units of C's mean eigenvalue", gt=0)
 
     def __post_init__(self):
         check_fields(self, "memit")

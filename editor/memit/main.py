@@ -23,11 +23,12 @@ from dataclasses import dataclass, field
 import torch
 
 from editor import arch
-from editor.covariance import CovarianceCache, solve_adjusted_keys
+from editor.covariance import CovarianceCache
 from editor.encoding import TextCodec
 from editor.hooks import capture_input, capture_output
 from editor.memit.config import MemitHparams
 from editor.memit.keys import locate, run
+from editor.memit.preserve import PreservedKeys, Solver
 from editor.memit.targets import compute_targets
 from editor.request import Request
 from editor.verbalize import Prompt
@@ -35,10 +36,12 @@ from editor.verbalize import Prompt
 
 @dataclass
 class LayerDelta:
-    """``ΔW = u @ v.T`` in (out_features, in_features) orientation, float32, on CPU."""
+    """``ΔW = u @ v.T`` in (out_features, in_features) orientation, float32, on CPU; ``keys`` are
+    the edit's key columns at this layer (d_in, columns), what later edits preserve."""
 
     u: torch.Tensor
     v: torch.Tensor
+    keys: torch.Tensor | None = None
 
     def dense(self, dtype=torch.float32, device=None) -> torch.Tensor:
         return self.u.to(device=device, dtype=dtype) @ self.v.to(device=device, dtype=dtype).T
@@ -56,6 +59,8 @@ class MemitDelta:
         for layer, d in self.layers.items():
             out[f"layer{layer}.u"] = d.u.contiguous()
             out[f"layer{layer}.v"] = d.v.contiguous()
+            if d.keys is not None:
+                out[f"layer{layer}.k"] = d.keys.contiguous()
         return out
 
     @classmethod
@@ -64,14 +69,14 @@ class MemitDelta:
         for name in tensors:
             if name.endswith(".u"):
                 layer = int(name[len("layer"): -2])
-                layers[layer] = LayerDelta(tensors[name], tensors[f"layer{layer}.v"])
+                layers[layer] = LayerDelta(tensors[name], tensors[f"layer{layer}.v"], tensors.get(f"layer{layer}.k"))
         return cls(dict(sorted(layers.items())), stats or {})
 
 
 def compute(model, codec: TextCodec, requests: Sequence[Request], hp: MemitHparams, *,
             weights, stats: CovarianceCache, fingerprint: str,
             moments: Callable[[list[int]], dict[int, torch.Tensor]],
-            keep: Sequence[Prompt] = (),
+            keep: Sequence[Prompt] = (), preserved: PreservedKeys | None = None,
             progress: Callable[[str, int, int], None] | None = None) -> MemitDelta:
     """The weight change that writes ``requests``; the model is left exactly as it was.
 
@@ -84,6 +89,9 @@ def compute(model, codec: TextCodec, requests: Sequence[Request], hp: MemitHpara
     the edited subjects' other facts and other subjects' facts of the edited relations). Each is a
     key column whose target is the model's present output, so the least-squares solve spends its
     freedom away from them — an explicit version of what ``λC`` does statistically.
+
+    ``preserved``: the live edits' keys, held in place when ``hp.preserve_edits`` is on; with
+    ``hp.nullspace`` the update is projected (see :mod:`editor.memit.preserve`).
     """
     if not requests:
         raise ValueError("no edit requests")
@@ -107,6 +115,7 @@ def compute(model, codec: TextCodec, requests: Sequence[Request], hp: MemitHpara
         z = torch.cat([z, seen[0][kept.entry_row.to(zdev), kept.entry_pos.to(zdev)].float()])
         groups.append(kept)
     out: dict[int, LayerDelta] = {}
+    solver = Solver(stats, hp, fingerprint, preserved)
     with weights.scratch(layers):
         for i, layer in enumerate(layers):
             proj = model.get_submodule(spec.mlp_out_path(layer))
@@ -123,10 +132,9 @@ def compute(model, codec: TextCodec, requests: Sequence[Request], hp: MemitHpara
             kdev = k.device
             resid = (z - torch.cat(curs).float()).to(device=kdev, dtype=torch.float64).T  # (d_out, columns)
             resid = resid / (len(layers) - i)
-            factor = stats.factor(moms[layer], hp.mom2_weight, key=(fingerprint, layer, stats.key_of(moms[layer])),
-                                  device=kdev)
-            adj = solve_adjusted_keys(factor, k)                                      # (d_in, columns)
-            d = LayerDelta(resid.float().cpu(), adj.float().cpu())
+            adj = solver.adjusted_keys(layer, moms[layer], k)                         # (d_in, columns)
+            n_edit = int(rows.entry_row.shape[0])
+            d = LayerDelta(resid.float().cpu(), adj.float().cpu(), k[:, :n_edit].float().cpu())
             out[layer] = d
             weights.add(layer, d)
             if progress:

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from editor.memit.main import MemitDelta, apply, compute
+from editor.memit.preserve import PreservedKeys
 from editor.methods import EditMethod
 
 
@@ -21,14 +22,23 @@ class MemitMethod(EditMethod):
     def __init__(self, session):
         super().__init__(session)
         self.deltas: dict[str, list[MemitDelta]] = {}
+        #: the live edits' key columns per layer (held in place with ``preserve_edits``)
+        self.preserved = PreservedKeys()
 
     def compute(self, edit_id, requests, *, keep=(), progress=None) -> MemitDelta:
         s = self.session
         return compute(s.model, s.codec, requests, s.hp.memit, weights=s.weights, stats=s.stats,
-                       fingerprint=s.loaded.fingerprint, moments=s.key_statistics, keep=keep, progress=progress)
+                       fingerprint=s.loaded.fingerprint, moments=s.key_statistics, keep=keep,
+                       preserved=self.preserved, progress=progress)
+
+    def _track(self, delta: MemitDelta, sign: float) -> None:
+        for layer, d in delta.layers.items():
+            if d.keys is not None:
+                self.preserved.add(layer, d.keys, sign)
 
     def apply(self, edit_id: str, payload: MemitDelta) -> dict:
         apply(self.session.weights, payload)
+        self._track(payload, 1.0)
         self.deltas.setdefault(edit_id, []).append(payload)
         return dict(payload.stats)
 
@@ -36,6 +46,7 @@ class MemitMethod(EditMethod):
         deltas = self.deltas.pop(edit_id, [])
         for delta in reversed(deltas):
             apply(self.session.weights, delta, sign=-1.0)
+            self._track(delta, -1.0)
         return bool(deltas)
 
     def save(self, state_dir: Path, edit_id: str) -> None:
@@ -64,6 +75,7 @@ class MemitMethod(EditMethod):
             while (f := delta_file(state_dir, edit_id, n)).exists():
                 delta = MemitDelta.from_tensors(load_file(str(f)))
                 apply(self.session.weights, delta)
+                self._track(delta, 1.0)
                 self.deltas.setdefault(edit_id, []).append(delta)
                 n += 1
 

@@ -263,6 +263,41 @@ def audit(
 
 @model_app.command()
 @handle_errors
+@model_options(corpus=True)
+def consolidate(m: ModelChoice) -> None:
+    """Fold every live edit into new weights ("sleep") and swap them in atomically.
+
+    The default model continues training from its original weights on the KG as it is now (the
+    changed facts, with rehearsal of the rest); other models get their MEMIT edits rewritten from
+    the base weights in one batch. Afterwards the model is audited against the KG.
+    """
+    from oneedit.audit import audit as run_audit
+    from oneedit.consolidation import consolidate as run
+
+    with _ws(m.workspace) as ws:
+        with Steps(not m.as_json) as step:
+            em = open_model(ws, m.model, m.device, m.dtype, m.corpus, m.cov_samples, step=step)
+            before = len(em.manifest)
+        with EpochBar(not m.as_json, 8) as bar:
+            report = run(ws, em, progress=lambda row: bar(row) if "epoch" in row else None)
+        with Steps(not m.as_json) as step:
+            em = open_model(ws, m.model, m.device, m.dtype, m.corpus, m.cov_samples, step=step)
+            step("Auditing the consolidated model against the KG")
+            after = run_audit(ws, em, limit=10).to_dict()
+    out = {"model": em.loaded.name, "edits_before": before, "edits_after": len(em.manifest),
+           "consolidation": report, "audit": after}
+    if m.as_json:
+        print_json(out)
+        return
+    c = console()
+    c.print(f"Consolidated {len(report['folded_edits'])} edits into new weights "
+            f"({report.get('changed_facts', report.get('requests'))} facts) in {report['seconds']:.0f} s.")
+    c.print(f"Agreement with the KG now: {after['all']['agreement']:.1%} "
+            f"(held out {after['all']['heldout_agreement'] or 0:.1%}).")
+
+
+@model_app.command()
+@handle_errors
 @model_options()
 def info(m: ModelChoice) -> None:
     """What model this is: architecture, size, fingerprint, card, edits."""

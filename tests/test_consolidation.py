@@ -1,0 +1,110 @@
+"""Consolidation ("sleep") on the test knowledge model: edits folded into new weights, rollback
+afterwards, exactness against a model built without the edit, and crash safety (SIGKILL).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from editor.knowledge import RefreshConfig, refresh
+from editor.verbalize import Prompt
+from oneedit import models
+from oneedit.audit import audit
+from oneedit.consolidation import changed_facts
+from oneedit.knowledge import kg_facts, verbalizer
+from oneedit.system import OneEdit
+from oneedit.workspace import Workspace
+
+EDITS = ["The capital of Germany is Hamburg", "The capital of Spain is Barcelona"]
+PROMPT = "The capital of Germany is"
+
+
+def say(oe: OneEdit, text: str) -> str:
+    return oe._answers([("train", Prompt(text, "", ""))])[0]
+
+
+def cli(ws, *args: str, crash: str | None = None) -> subprocess.CompletedProcess:
+    env = dict(os.environ)
+    env.pop("ONEEDIT_CRASH_AT", None)
+    if crash:
+        env["ONEEDIT_CRASH_AT"] = crash
+    return subprocess.run([sys.executable, "-m", "oneedit", *args, "--workspace", str(ws), "--json"],
+                          capture_output=True, text=True, env=env, timeout=900)
+
+
+def edited(ws_root) -> None:
+    with OneEdit(Workspace.open(ws_root)) as oe:
+        for text in EDITS:
+            assert oe.submit(text, method="memit").status == "applied"
+
+
+def test_consolidate_folds_the_edits_into_weights_the_kg_agrees_with(copy_ws):
+    edited(copy_ws)
+    with Workspace.open(copy_ws) as ws:
+        em = models.open_model(ws)
+        before = audit(ws, em).to_dict()
+    run = cli(copy_ws, "model", "consolidate")
+    assert run.returncode == 0, run.stderr[-3000:]
+    out = json.loads(run.stdout)
+    assert out["edits_before"] == 2 and out["edits_after"] == 0
+    rep = out["consolidation"]
+    assert rep["folded_edits"] == ["e1", "e2"] and rep["changed_facts"] >= 2  # capitals and their inverses
+    after = out["audit"]
+    # the edited facts are learned (the refresh stops once its changed facts are recalled) and the
+    # rest is rehearsed: agreement does not fall on either group, within a margin of a few facts
+    assert after["edited"]["facts"] >= 2 and after["edited"]["agreement"] >= 0.9
+    assert after["unedited"]["agreement"] >= before["unedited"]["agreement"] - 0.03
+    with OneEdit(Workspace.open(copy_ws)) as oe:
+        assert say(oe, PROMPT) == "Hamburg"
+        assert oe.model.edit_ids() == []
+        assert models.weights_dir(oe.ws).name == "1"
+        # a rollback after consolidation reaches the model (the folded edit is re-written)
+        assert oe.rollback(1)["rolled_back"] == [1]
+        assert say(oe, PROMPT) == "Berlin"
+        assert oe.model.edit_ids() == ["e1-r1"]
+
+
+def test_consolidation_is_a_function_of_the_kg_so_rollback_becomes_exact(copy_ws, tmp_path):
+    """Consolidating after a rollback gives, bit for bit, the model refreshed from the original
+    weights on the KG without that edit."""
+    edited(copy_ws)
+    with OneEdit(Workspace.open(copy_ws)) as oe:
+        oe.rollback(1)
+    assert cli(copy_ws, "model", "consolidate").returncode == 0
+    with Workspace.open(copy_ws) as ws:
+        base = models.base_dir(ws)
+        now = kg_facts(ws.kg)
+        changed = changed_facts(models.read_learned(base), now)
+        assert {(f.subject, f.relation) for f in changed} >= {("Spain", "capital")}
+        assert not any(f.subject == "Germany" for f in changed)
+        refresh(base, now, changed, verbalizer(ws.kg.schema), tmp_path / "direct", config=RefreshConfig(),
+                share=models._share(models.default_card(ws)))
+        live = models.weights_dir(ws)
+    from safetensors.torch import load_file
+
+    a = load_file(str(live / "model.safetensors"))
+    b = load_file(str(tmp_path / "direct" / "model.safetensors"))
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+@pytest.mark.parametrize("stage,new_state", [("consolidate_weights", False), ("consolidate_swap", False),
+                                             ("consolidated", True)])
+def test_a_crash_during_consolidation_leaves_one_whole_state(copy_ws, stage, new_state):
+    edited(copy_ws)
+    run = cli(copy_ws, "model", "consolidate", crash=stage)
+    assert run.returncode == -signal.SIGKILL, run.stderr[-2000:]
+    with OneEdit(Workspace.open(copy_ws)) as oe:
+        assert oe.model.edit_ids() == ([] if new_state else ["e1", "e2"])
+        assert say(oe, PROMPT) == "Hamburg"
+    # the next consolidation finishes the job and sweeps what the crash left
+    assert cli(copy_ws, "model", "consolidate").returncode == 0
+    home = copy_ws / "model"
+    assert sorted(p.name for p in (home / "consolidated").iterdir()) == [json.loads((home / "active.json").read_text())["weights"].split("/")[1]]
+    assert [p.name for p in home.glob("edits*")] == [json.loads((home / "active.json").read_text())["edits"]]
