@@ -82,7 +82,17 @@ def measure(model, codec, cases: Sequence[Case]) -> dict:
         exact, _ = greedy(model, codec, prompts, targets=targets)
         res[metric] = {"probes": len(prompts), "token_accuracy": round(sum(acc) / len(acc), 4),
                        "exact_match": round(sum(exact) / len(exact), 4)}
+        if metric == "reliability" and codec.end_of_fact:
+            res[metric]["ends"] = answer_ends(model, codec, prompts, targets)
     return res
+
+
+def answer_ends(model, codec, prompts: Sequence[Prompt], targets: Sequence[str]) -> float:
+    """Share of prompts whose greedy continuation is exactly the target and then the end of the
+    answer (for models that mark it): an edited answer must stop where an unedited one does."""
+    longest = max(len(codec.pair(p, t).target) for p, t in zip(prompts, targets, strict=True))
+    said = continuations(model, codec, prompts, max_new_tokens=longest + 2)
+    return round(sum(s.strip() == t.strip() for s, t in zip(said, targets, strict=True)) / len(prompts), 4)
 
 
 def set_locality_refs(model, codec, cases: Sequence[Case]) -> None:

@@ -63,12 +63,22 @@ class ServiceConfig:
 
 
 @dataclass
+class ConsistencyConfig:
+    """How the model keeps up with the KG (docs/editor.md, "Lifelong consistency")."""
+
+    keep_neighbours: int = 64      # KG neighbours of a model batch held in place by its MEMIT solve (0: off)
+    repair: int = 8                # drifted facts re-written with the next model batch, at most (0: off)
+    consolidate_below: float = 0.0  # audited agreement below which the model is consolidated (0: never)
+
+
+@dataclass
 class WorkspaceConfig:
     version: int = CONFIG_VERSION
     store: StoreConfig = field(default_factory=StoreConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     policy: PolicyConfig = field(default_factory=PolicyConfig)
     service: ServiceConfig = field(default_factory=ServiceConfig)
+    consistency: ConsistencyConfig = field(default_factory=ConsistencyConfig)
     schema: str = "schema.yaml"  # relative to the workspace
     user: str = "admin"  # the local user the CLI acts as
     created: str = ""
@@ -96,7 +106,8 @@ class WorkspaceConfig:
             model = ModelConfig(**(raw.pop("model", None) or {}))
             policy = PolicyConfig(**(raw.pop("policy", None) or {}))
             service = ServiceConfig(**(raw.pop("service", None) or {}))
+            consistency = ConsistencyConfig(**(raw.pop("consistency", None) or {}))
         except TypeError as exc:
             raise WorkspaceError(f"{path}: {exc}", hint="Compare with a fresh `oneedit init` config.") from None
         known = {k: v for k, v in raw.items() if k in cls.__dataclass_fields__}
-        return cls(store=store, model=model, policy=policy, service=service, **known)
+        return cls(store=store, model=model, policy=policy, service=service, consistency=consistency, **known)

@@ -21,10 +21,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-SCHEMA_VERSION = 3
-STATUSES = ("queued", "pending", "applied", "rejected", "needs_review", "unchanged", "rolled_back", "failed")
+SCHEMA_VERSION = 4
+STATUSES = ("queued", "pending", "applied", "rejected", "needs_review", "unchanged", "rolled_back", "failed",
+            "repair")
 #: statuses an edit never leaves (except ``applied`` → ``rolled_back``)
-FINAL = ("applied", "rejected", "needs_review", "unchanged", "rolled_back", "failed")
+FINAL = ("applied", "rejected", "needs_review", "unchanged", "rolled_back", "failed", "repair")
 
 _EDITS = """
 CREATE TABLE IF NOT EXISTS edits (
@@ -34,7 +35,7 @@ CREATE TABLE IF NOT EXISTS edits (
     author      TEXT NOT NULL,
     text        TEXT NOT NULL DEFAULT '',
     status      TEXT NOT NULL CHECK (status IN ('queued','pending','applied','rejected','needs_review','unchanged',
-                                                'rolled_back','failed')),
+                                                'rolled_back','failed','repair')),
     kg_revision INTEGER,
     record      TEXT NOT NULL DEFAULT '{}',
     request_key TEXT
@@ -81,10 +82,10 @@ class Ledger:
         self._db.execute("INSERT OR REPLACE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
 
     def _migrate(self) -> None:
-        """Older ledgers lack statuses (v1: ``failed``; v2: ``queued``, ``unchanged``) or the request
-        key (v1): rebuild the table, keeping every row and id."""
+        """Older ledgers lack statuses (v1: ``failed``; v2: ``queued``, ``unchanged``; v3: ``repair``)
+        or the request key (v1): rebuild the table, keeping every row and id."""
         row = self._db.execute("SELECT sql FROM sqlite_master WHERE type='table' AND name='edits'").fetchone()
-        if not row or "'unchanged'" in row[0]:
+        if not row or "'repair'" in row[0]:
             return
         cols = [r[1] for r in self._db.execute("PRAGMA table_info(edits)")]
         keep = "id, created, updated, author, text, status, kg_revision, record" + (

@@ -83,6 +83,7 @@ class OneEdit:
         self._em = None
         self._interp = None
         self._safety = None
+        self._repairs = None
         self._step = progress or (lambda msg: None)
 
     @classmethod
@@ -407,29 +408,82 @@ class OneEdit:
         fault("applied")
         return model
 
-    def _model_edit(self, model_id: str, facts: Sequence[Triple], method: str, *, probe: bool = True) -> dict | None:
+    def _model_edit(self, model_id: str, facts: Sequence[Triple], method: str, *, probe: bool = True,
+                    flush: bool = True) -> dict | None:
+        """Write ``facts`` into the model (with queued repairs and the KG neighbours held in place,
+        see :mod:`oneedit.repair`); ``flush``: write the repairs this edit queues right away, as
+        their own batch (an import passes False: its next batch takes them)."""
         em = self.model
         if em is None:
             return None
         if not facts:
             return {"id": None, "method": method, "facts": [], "note": "no fact the model answers changed"}
-        from oneedit.models import fact_requests
-
-        requests = fact_requests(self.ws, facts)
         probes = self._probe_prompts(facts) if probe else []
         before = self._answers(probes) if probe else []
         started = time.perf_counter()
-        em.edit(model_id, requests, method)
+        upkeep = self._write_model(model_id, list(facts), method)
         seconds = time.perf_counter() - started
         out = {"id": model_id, "method": method, "facts": [list(t.as_tuple()) for t in facts],
-               "seconds": round(seconds, 3)}
+               "seconds": round(seconds, 3), **upkeep}
         if probe:
             after = self._answers(probes)
             out["answers"] = [{"prompt": p.text, "split": split, "expected": p.target.strip(), "before": b, "after": a,
                                "ok": a.strip().casefold().startswith(p.target.strip().casefold()),
                                "fact": list(t.as_tuple())}
                               for (split, p, t), b, a in zip(probes, before, after, strict=True)]
+        if flush:
+            self.flush_repairs(method)
         return out
+
+    @property
+    def repairs(self):
+        if self._repairs is None:
+            from oneedit.repair import Repairs
+
+            self._repairs = Repairs(self.kg, self.ws.config.consistency.repair)
+        return self._repairs
+
+    def _write_model(self, model_id: str, facts: list[Triple], method: str) -> dict:
+        """One model batch: ``facts`` plus queued repairs, KG neighbours as preserved prompts; the
+        neighbours it knocks over are queued. Returns what it repaired and how many drifted."""
+        from oneedit.models import fact_requests
+        from oneedit.neighbours import keep_prompts
+
+        em = self.model
+        cfg = self.ws.config.consistency
+        extra = self.repairs.take(facts) if cfg.repair else []
+        write = facts + extra
+        if not write:
+            return {"repaired": [], "drifted": 0}
+        keep = keep_prompts(self.kg, write, limit=cfg.keep_neighbours) if cfg.keep_neighbours and method == "memit" else ()
+        near = self.repairs.neighbours(write) if cfg.repair else []
+        ok_before = self.repairs.probe(em, near) if near else []
+        em.edit(model_id, fact_requests(self.ws, write), method, keep=keep)
+        drifted = []
+        if near:
+            ok_after = self.repairs.probe(em, near)
+            drifted = [t for t, b, a in zip(near, ok_before, ok_after, strict=True) if b and not a]
+            self.repairs.note(drifted)
+        if extra:
+            self._record_repair(model_id, extra)
+        return {"repaired": [list(t.as_tuple()) for t in extra], "drifted": len(drifted)}
+
+    def flush_repairs(self, method: str = "memit") -> dict | None:
+        """Write the queued repairs now, as a model batch of their own."""
+        if self.model is None or self._repairs is None or not self._repairs.queue:
+            return None
+        n = 1
+        while f"r{n}" in self.model.edit_ids():
+            n += 1
+        out = self._write_model(f"r{n}", [], method)
+        return {"id": f"r{n}", **out} if out["repaired"] else None
+
+    def _record_repair(self, model_id: str, facts: list[Triple]) -> int:
+        label = self.kg.label
+        text = "Repair: re-wrote " + "; ".join(f"{label(t.subject)} {t.relation} {label(t.object)}" for t in facts)
+        record = {"kind": "repair", "model_edit": {"id": model_id, "own_facts": [list(t.as_tuple()) for t in facts]}}
+        return self.ledger.create("oneedit", _short(text, 200), record, "repair",
+                                  entities={t.subject for t in facts} | {t.object for t in facts})
 
     def _probe_prompts(self, facts: Sequence[Triple]) -> list:
         from oneedit.knowledge import Labeller, verbalizer
@@ -658,7 +712,18 @@ class OneEdit:
             raise OneEditError(f"There is no revision r{rev}: revisions run from r0 to r{head}.",
                                hint="List them with `oneedit kg log`.")
         later = [e for e in self.ledger.list(status="applied", limit=None) if (e.kg_revision or 0) > rev]
-        done = [self._rollback_one(e.id, u.name) for e in sorted(later, key=lambda e: -e.id)]
+        # repair batches written after the first of them go too: the model returns to that state
+        first = min((e.id for e in later), default=None)
+        live = set(self.model.edit_ids()) if first is not None and self.has_model() else set()
+        repairs = [e for e in self.ledger.list(status="repair", limit=None)
+                   if first is not None and e.id > first and e.record["model_edit"]["id"] in live]
+        done = []
+        for e in sorted(later + repairs, key=lambda e: -e.id):
+            if e.status == "repair":
+                self.model.undo(e.record["model_edit"]["id"])
+                live.discard(e.record["model_edit"]["id"])
+            else:
+                done.append(self._rollback_one(e.id, u.name))
         restored = self.kg.restore(rev, author=u.name)
         return {"to": rev, "rolled_back": [d["edit"] for d in done],
                 "restored_revision": restored.id if restored else None, "head": self.kg.store.head()}
@@ -797,7 +862,8 @@ class OneEdit:
         results = self.interpreter.parse_file(path, fmt, lenient=True)
         done_keys = self.ledger.keys("applied")
         summary = {"file": str(path), "lines": len(results), "applied": 0, "rejected": 0, "needs_review": 0,
-                   "failed": 0, "unchanged": 0, "skipped": 0, "model_batches": 0, "problems": []}
+                   "failed": 0, "unchanged": 0, "skipped": 0, "model_batches": 0, "repaired": 0, "drifted": 0,
+                   "problems": []}
         batch: list[tuple[int, EditPlan, dict]] = []
         started = time.perf_counter()
         for n, res in enumerate(results, 1):
@@ -808,10 +874,13 @@ class OneEdit:
             else:
                 self._import_line(res, key, u, method, batch, summary, line)
             if len(batch) >= batch_size:
-                self._finish_batch(batch, method, summary)
+                self._finish_batch(batch, method, summary, flush=False)  # the next batch takes the repairs
             if progress:
                 progress(n, len(results))
         self._finish_batch(batch, method, summary)
+        flushed = self.flush_repairs(method)
+        if flushed:
+            summary["repaired"] += len(flushed["repaired"])
         summary["seconds"] = round(time.perf_counter() - started, 2)
         return summary
 
@@ -842,7 +911,8 @@ class OneEdit:
             return
         self._stage(edit_id, res.text, plan, u.name, record, batch)
 
-    def _finish_batch(self, batch: list, method: str, summary: dict, *, probe: bool = False) -> None:
+    def _finish_batch(self, batch: list, method: str, summary: dict, *, probe: bool = False,
+                      flush: bool = True) -> None:
         if not batch:
             return
         ids = [b[0] for b in batch]
@@ -855,9 +925,11 @@ class OneEdit:
             own[edit_id] = mine
             for t in mine:
                 facts[_fact_key(t)] = t
-        model = self._model_edit(model_id, list(facts.values()), method, probe=probe) if facts else None
+        model = self._model_edit(model_id, list(facts.values()), method, probe=probe, flush=flush) if facts else None
         if model is not None:
             summary["model_batches"] += 1
+            summary["repaired"] = summary.get("repaired", 0) + len(model.get("repaired", []))
+            summary["drifted"] = summary.get("drifted", 0) + model.get("drifted", 0)
         fault("model")
         records = {}
         for edit_id, _plan, record in batch:

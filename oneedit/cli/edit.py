@@ -227,7 +227,7 @@ def history_command(
     user_filter: Annotated[Optional[str], typer.Option("--user", help="Only this user's edits.")] = None,
     entity: Annotated[Optional[str], typer.Option("--entity", help="Only edits touching this entity.")] = None,
     status: Annotated[Optional[str], typer.Option("--status", help="applied, rejected, needs_review, "
-                                                  "rolled_back, failed, pending.")] = None,
+                                                  "rolled_back, failed, pending, repair (facts the model drifted on, re-written).")] = None,
     limit: Annotated[int, typer.Option(help="How many edits to show (newest first).")] = 20,
     workspace: WorkspaceOpt = None,
     as_json: JsonOpt = False,

@@ -1,0 +1,86 @@
+"""Self-repair: after each model batch, find the facts it knocked over and write them back.
+
+A MEMIT batch is a least-squares compromise; the facts that pay for it are the ones whose keys
+look like the edited ones. The KG knows those facts and their right answers, so after every model
+batch the pipeline
+
+1. asks the model each neighbour of the batch — every fact the model should know that shares a
+   subject, a relation or an object with it — on one training prompt, before and after the edit;
+2. queues the facts it answered right before and wrong after (``drifted``);
+3. writes the queued facts (at most ``repair`` per batch, oldest first) into the model with the
+   next batch — or, when no batch follows in the same call, as a batch of their own — and records
+   them in the ledger as a ``repair`` entry, which ``oneedit history`` lists.
+
+The neighbour probes are also what :mod:`oneedit.neighbours` hands the solve as preserved prompts.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from oneedit.core import Triple
+
+
+class Repairs:
+    """The drift probes and the repair queue of one facade."""
+
+    def __init__(self, kg, limit: int = 8):
+        self.kg = kg
+        self.limit = limit
+        self.queue: dict[tuple[str, str], Triple] = {}
+
+    def neighbours(self, facts: Sequence[Triple]) -> list[Triple]:
+        """KG facts the model should know that share a subject, relation or object with ``facts``."""
+        from oneedit.knowledge import kg_triples
+
+        ents = {t.subject for t in facts} | {t.object for t in facts}
+        rels = {t.relation for t in facts}
+        slots = {(t.subject, t.relation) for t in facts}
+        return [t for t in kg_triples(self.kg)
+                if (t.subject in ents or t.object in ents or t.relation in rels) and (t.subject, t.relation) not in slots]
+
+    def probe(self, em, triples: Sequence[Triple]) -> list[bool]:
+        """Whether the model gives each fact's object on the relation's first training prompt."""
+        from editor.probe import teacher_forced
+        from oneedit.knowledge import Labeller, verbalizer
+
+        verb = verbalizer(self.kg.schema)
+        label = Labeller(self.kg)
+        prompts, index = [], []
+        for i, t in enumerate(triples):
+            if verb.prompt_templates(t.relation, "train"):
+                prompts.append(verb.prompt(label.fact(t), "train", 0))
+                index.append(i)
+        ok = [True] * len(triples)
+        exact: list[bool] = []
+        if prompts:
+            teacher_forced(em.model, em.codec, prompts, all_correct=exact)
+        for i, e in zip(index, exact, strict=True):
+            ok[i] = e
+        return ok
+
+    def take(self, facts: Sequence[Triple]) -> list[Triple]:
+        """Queued repairs to write with ``facts`` (never a slot ``facts`` already writes), still true
+        in the KG; they leave the queue."""
+        slots = {(t.subject, t.relation) for t in facts}
+        out = []
+        for key in list(self.queue):
+            if len(out) >= self.limit:
+                break
+            t = self.queue.pop(key)
+            if key in slots or not self._holds(t):
+                continue
+            out.append(t)
+        return out
+
+    def note(self, drifted: Sequence[Triple]) -> None:
+        """Queue KG facts the model drifted on (a slot noted again takes the newer fact, keeping its
+        place in the queue)."""
+        for t in drifted:
+            self.queue[(t.subject, t.relation)] = t
+
+    def _holds(self, t: Triple) -> bool:
+        spec = self.kg.schema.relations.get(t.relation)
+        if spec is not None and spec.composite:
+            return any(d.triple == t for d in self.kg.derived(t.relation, subject=t.subject))
+        return self.kg.store.contains(t)
