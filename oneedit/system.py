@@ -84,6 +84,7 @@ class OneEdit:
         self._interp = None
         self._safety = None
         self._repairs = None
+        self._audit: tuple | None = None
         self._step = progress or (lambda msg: None)
 
     @classmethod
@@ -434,6 +435,18 @@ class OneEdit:
         if flush:
             self.flush_repairs(method)
         return out
+
+    def audit(self, *, sample: int | None = None, seed: int = 0) -> dict:
+        """The model audited against the KG (:mod:`oneedit.audit`); reused while neither the KG nor
+        the model's edits changed."""
+        from oneedit.audit import audit
+
+        if self.model is None:
+            raise OneEditError("This workspace has no model to audit.", hint="Train one with `oneedit model train`.")
+        key = (self.kg.store.head(), tuple(self.model.edit_ids()), sample, seed)
+        if self._audit is None or self._audit[0] != key:
+            self._audit = (key, audit(self.ws, self.model, sample=sample, seed=seed, limit=20).to_dict())
+        return self._audit[1]
 
     @property
     def repairs(self):

@@ -321,6 +321,15 @@ def test_edits_close_together_share_one_memit_batch_and_the_model_learns_them(co
         assert a["answers"][0]["kg"] == ["Berlin"] and a["answers"][0]["model"].startswith("Berlin")
         a = c.post("/api/ask", json={"text": "What is the capital of Austria?"}, headers=h(tok["ann"])).json()
         assert a["answers"][0]["model"].startswith("Osnabrück")
+        # the audit: the live edits' facts are the edited group, the rest unedited
+        audit = c.get("/api/audit", headers=h(tok["ben"])).json()
+        assert {"edited", "unedited", "all", "disagreements"} <= set(audit)
+        assert audit["edited"]["facts"] >= 2 and audit["all"]["facts"] == audit["edited"]["facts"] + audit["unedited"]["facts"]
+        assert audit["all"]["agreement"] >= 0.8
+        sampled = c.get("/api/audit", params={"sample": 25}, headers=h(tok["ben"])).json()
+        assert sampled["all"]["facts"] == 25 and len(sampled["all"]["facts_agreeing_ci95"]) == 2
+        assert c.get("/api/audit", params={"sample": 0}, headers=h(tok["ben"])).status_code == 422
+        assert c.get("/api/audit").status_code == 401
 
 
 def test_grace_edits_reach_the_model_in_arrival_order(copy_ws):

@@ -187,6 +187,10 @@ def test_an_edit_is_planned_applied_followed_and_rolled_back(page, service):
     expect(first.get_by_test_id("answer-expected")).to_have_text("Hamburg")
     expect(first.get_by_test_id("answer-before")).to_have_text("Berlin")
     expect(first.get_by_test_id("answer-after")).to_have_text("Hamburg")
+    # the top bar shows how far the model agrees with the KG (an audit of a sample of facts)
+    expect(page.get_by_test_id("agreement")).to_contain_text("model agrees with the KG on")
+    share = float(page.get_by_test_id("agreement").get_attribute("data-agreement"))
+    assert 0.5 <= share <= 1.0
     # the graph: Germany's neighbourhood, the new capital edge highlighted
     graph = turn.get_by_test_id("graph")
     expect(graph.locator("[data-testid=graph-node][data-id=hamburg]")).to_have_count(1)

@@ -273,6 +273,15 @@ def create_app(service: Service) -> FastAPI:
                 "max_batch": service.worker.max_batch, "kg_revision": system.kg.store.head(),
                 "model": service.model_state}
 
+    @app.get("/api/audit", tags=["service"])
+    async def audit(user: Viewer, sample: int | None = Query(None, ge=1, le=100_000), seed: int = 0):
+        """The model against the KG: agreement on edited, unedited and all facts (``sample``: a
+        seeded sample of facts, with a 95% interval), and where it disagrees."""
+        if service.model_state != "ready":
+            raise ApiError(503, "The model is not loaded (yet): nothing to audit.",
+                           hint="Retry once GET /api/health says the model is ready.")
+        return await on_worker(lambda s: s.audit(sample=sample, seed=seed))
+
     # -- interpreting and asking --------------------------------------------------------------------------
     @app.post("/api/parse", tags=["edits"])
     def parse(body: TextIn, user: Viewer):

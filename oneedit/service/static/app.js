@@ -152,6 +152,7 @@
     $("#tab-review").hidden = !me.can_review;
     const input = $("#chat-input");
     input.disabled = false;
+    agreement();
     selectTab("panel-chat");
     input.focus();
   }
@@ -164,6 +165,7 @@
       node.textContent = `${h.status === "ok" ? "online" : h.status} · ${model}`;
       node.dataset.model = h.model;
       if (h.model === "loading") setTimeout(health, 2000);
+      else if (h.model === "ready") agreement();
     } catch (err) {
       node.textContent = "offline";
     }
@@ -606,9 +608,31 @@
     } catch (err) {
       last = null;
     }
-    if (last && FINAL.includes(last.status)) return last;
-    via("poll");
-    return pollEdit(id, onStatus);
+    if (!(last && FINAL.includes(last.status))) {
+      via("poll");
+      last = await pollEdit(id, onStatus);
+    }
+    if (last && last.status === "applied") agreement();
+    return last;
+  }
+
+  /* How far the model agrees with the KG (a seeded sample of facts, GET /api/audit), in the top bar. */
+  async function agreement() {
+    const node = $("[data-testid=agreement]");
+    if (!state.token || $("[data-testid=health]").dataset.model !== "ready") {
+      node.textContent = "";
+      return;
+    }
+    try {
+      const a = await api("GET", "/api/audit?sample=300");
+      const [lo, hi] = a.all.facts_agreeing_ci95;
+      node.textContent = `model agrees with the KG on ${(100 * a.all.agreement).toFixed(1)}%`;
+      node.title = `${a.all.facts} facts sampled: ${(100 * lo).toFixed(0)}–${(100 * hi).toFixed(0)}% of facts agree `
+        + `(95% interval); edited facts ${a.edited.agreement === null ? "–" : (100 * a.edited.agreement).toFixed(1) + "%"}`;
+      node.dataset.agreement = String(a.all.agreement);
+    } catch (err) {
+      node.textContent = "";
+    }
   }
 
   async function streamEdit(id, onStatus) {
