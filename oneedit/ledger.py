@@ -22,10 +22,9 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 SCHEMA_VERSION = 4
-STATUSES = ("queued", "pending", "applied", "rejected", "needs_review", "unchanged", "rolled_back", "failed",
-            "repair")
+STATUSES = ("queued", "pending", "applied", "rejected", "needs_review", "unchanged", "rolled_back", "failed")
 #: statuses an edit never leaves (except ``applied`` → ``rolled_back``)
-FINAL = ("applied", "rejected", "needs_review", "unchanged", "rolled_back", "failed", "repair")
+FINAL = ("applied", "rejected", "needs_review", "unchanged", "rolled_back", "failed")
 
 _EDITS = """
 CREATE TABLE IF NOT EXISTS edits (
@@ -35,7 +34,7 @@ CREATE TABLE IF NOT EXISTS edits (
     author      TEXT NOT NULL,
     text        TEXT NOT NULL DEFAULT '',
     status      TEXT NOT NULL CHECK (status IN ('queued','pending','applied','rejected','needs_review','unchanged',
-                                                'rolled_back','failed','repair')),
+                                                'rolled_back','failed')),
     kg_revision INTEGER,
     record      TEXT NOT NULL DEFAULT '{}',
     request_key TEXT
@@ -50,6 +49,14 @@ CREATE INDEX IF NOT EXISTS edits_key ON edits(request_key);
 CREATE TABLE IF NOT EXISTS edit_entities (edit_id INTEGER NOT NULL, entity TEXT NOT NULL,
                                           PRIMARY KEY (edit_id, entity));
 CREATE INDEX IF NOT EXISTS edit_entities_entity ON edit_entities(entity);
+CREATE TABLE IF NOT EXISTS repairs (
+    id          INTEGER PRIMARY KEY,
+    created     TEXT NOT NULL,
+    model_edit  TEXT NOT NULL,
+    facts       TEXT NOT NULL,
+    caused_by   TEXT NOT NULL DEFAULT '[]',
+    undone      INTEGER NOT NULL DEFAULT 0
+);
 """
 
 
@@ -82,10 +89,10 @@ class Ledger:
         self._db.execute("INSERT OR REPLACE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
 
     def _migrate(self) -> None:
-        """Older ledgers lack statuses (v1: ``failed``; v2: ``queued``, ``unchanged``; v3: ``repair``)
-        or the request key (v1): rebuild the table, keeping every row and id."""
+        """Older ledgers lack statuses (v1: ``failed``; v2: ``queued``, ``unchanged``) or the request
+        key (v1): rebuild the table, keeping every row and id."""
         row = self._db.execute("SELECT sql FROM sqlite_master WHERE type='table' AND name='edits'").fetchone()
-        if not row or "'repair'" in row[0]:
+        if not row or "'unchanged'" in row[0]:
             return
         cols = [r[1] for r in self._db.execute("PRAGMA table_info(edits)")]
         keep = "id, created, updated, author, text, status, kg_revision, record" + (
@@ -215,6 +222,25 @@ class Ledger:
         row = next(iter(self._rows(sql + " ORDER BY id DESC LIMIT 1",
                                    (request_key, status) if status else (request_key,))), None)
         return None if row is None else self._entry(row)
+
+    # -- self-repair (oneedit.repair): facts the model drifted on, written back; not edits of anyone's
+    def add_repair(self, model_edit: str, facts: list, caused_by: list[str]) -> int:
+        with self._write():
+            cur = self._db.execute("INSERT INTO repairs (created, model_edit, facts, caused_by) VALUES (?, ?, ?, ?)",
+                                   (self._now(), model_edit, json.dumps(facts), json.dumps(caused_by)))
+            return int(cur.lastrowid)
+
+    def repairs(self, *, live: bool = False, limit: int | None = None) -> list[dict]:
+        """Repair batches, newest first (``live``: only those not undone)."""
+        sql = "SELECT id, created, model_edit, facts, caused_by, undone FROM repairs"
+        sql += " WHERE undone = 0" if live else ""
+        sql += " ORDER BY id DESC" + (f" LIMIT {int(limit)}" if limit else "")
+        return [{"id": r[0], "created": r[1], "model_edit": r[2], "facts": json.loads(r[3]),
+                 "caused_by": json.loads(r[4]), "undone": bool(r[5])} for r in self._rows(sql)]
+
+    def repair_undone(self, model_edit: str) -> None:
+        with self._write():
+            self._db.execute("UPDATE repairs SET undone = 1 WHERE model_edit = ?", (model_edit,))
 
     def keys(self, status: str = "applied") -> set[str]:
         return {r[0] for r in self._rows(

@@ -28,6 +28,7 @@ class Repairs:
         self.kg = kg
         self.limit = limit
         self.queue: dict[tuple[str, str], Triple] = {}
+        self.causes: dict[tuple[str, str], str] = {}  # slot -> the model edit that knocked it over
 
     def neighbours(self, facts: Sequence[Triple]) -> list[Triple]:
         """KG facts the model should know that share a subject, relation or object with ``facts``."""
@@ -73,11 +74,16 @@ class Repairs:
             out.append(t)
         return out
 
-    def note(self, drifted: Sequence[Triple]) -> None:
-        """Queue KG facts the model drifted on (a slot noted again takes the newer fact, keeping its
-        place in the queue)."""
+    def note(self, drifted: Sequence[Triple], cause: str = "") -> None:
+        """Queue KG facts the model drifted on after model edit ``cause`` (a slot noted again takes
+        the newer fact, keeping its place in the queue)."""
         for t in drifted:
             self.queue[(t.subject, t.relation)] = t
+            if cause:
+                self.causes[(t.subject, t.relation)] = cause
+
+    def cause_of(self, t: Triple) -> str:
+        return self.causes.pop((t.subject, t.relation), "")
 
     def _holds(self, t: Triple) -> bool:
         spec = self.kg.schema.relations.get(t.relation)

@@ -476,7 +476,7 @@ class OneEdit:
         if near:
             ok_after = self.repairs.probe(em, near)
             drifted = [t for t, b, a in zip(near, ok_before, ok_after, strict=True) if b and not a]
-            self.repairs.note(drifted)
+            self.repairs.note(drifted, cause=model_id)
         if extra:
             self._record_repair(model_id, extra)
         return {"repaired": [list(t.as_tuple()) for t in extra], "drifted": len(drifted)}
@@ -492,11 +492,8 @@ class OneEdit:
         return {"id": f"r{n}", **out} if out["repaired"] else None
 
     def _record_repair(self, model_id: str, facts: list[Triple]) -> int:
-        label = self.kg.label
-        text = "Repair: re-wrote " + "; ".join(f"{label(t.subject)} {t.relation} {label(t.object)}" for t in facts)
-        record = {"kind": "repair", "model_edit": {"id": model_id, "own_facts": [list(t.as_tuple()) for t in facts]}}
-        return self.ledger.create("oneedit", _short(text, 200), record, "repair",
-                                  entities={t.subject for t in facts} | {t.object for t in facts})
+        causes = sorted({c for t in facts if (c := self.repairs.cause_of(t))})
+        return self.ledger.add_repair(model_id, [list(t.as_tuple()) for t in facts], causes)
 
     def _probe_prompts(self, facts: Sequence[Triple]) -> list:
         from oneedit.knowledge import Labeller, verbalizer
@@ -663,8 +660,15 @@ class OneEdit:
                 return self._rewrite_folded(edit_id, model_id, info)
             return {"id": model_id, "note": "already gone"}
         shared = [i for i in info.get("shared_with", []) if i != edit_id]
+        # repairs of what this edit knocked over, written as batches of their own, go with it
+        live = set(em.edit_ids())
+        repairs = [r["model_edit"] for r in self.ledger.repairs(live=True)
+                   if model_id in r["caused_by"] and r["model_edit"] in live and r["model_edit"] != model_id]
+        for rid in repairs:  # newest first
+            em.undo(rid, recheck=False)
+            self.ledger.repair_undone(rid)
         report = em.undo(model_id)
-        out = {"id": model_id, "reapplied": report.get("reapplied", [])}
+        out = {"id": model_id, "reapplied": report.get("reapplied", []), "repairs_undone": repairs}
         if shared:
             # a batch (import): the other edits of the batch keep their facts in the model
             keep = []
@@ -725,18 +729,8 @@ class OneEdit:
             raise OneEditError(f"There is no revision r{rev}: revisions run from r0 to r{head}.",
                                hint="List them with `oneedit kg log`.")
         later = [e for e in self.ledger.list(status="applied", limit=None) if (e.kg_revision or 0) > rev]
-        # repair batches written after the first of them go too: the model returns to that state
-        first = min((e.id for e in later), default=None)
-        live = set(self.model.edit_ids()) if first is not None and self.has_model() else set()
-        repairs = [e for e in self.ledger.list(status="repair", limit=None)
-                   if first is not None and e.id > first and e.record["model_edit"]["id"] in live]
-        done = []
-        for e in sorted(later + repairs, key=lambda e: -e.id):
-            if e.status == "repair":
-                self.model.undo(e.record["model_edit"]["id"])
-                live.discard(e.record["model_edit"]["id"])
-            else:
-                done.append(self._rollback_one(e.id, u.name))
+        # (each edit's rollback also undoes the repair batches it caused, see _undo_model)
+        done = [self._rollback_one(e.id, u.name) for e in sorted(later, key=lambda e: -e.id)]
         restored = self.kg.restore(rev, author=u.name)
         return {"to": rev, "rolled_back": [d["edit"] for d in done],
                 "restored_revision": restored.id if restored else None, "head": self.kg.store.head()}

@@ -221,3 +221,4 @@ def bolt(tmp_path_factory):
     server = bolt_server(tmp_path_factory.mktemp("bolt"))
     yield server
     stop(server)
+

@@ -3,6 +3,8 @@ workspace (real KG, ledger, interpreter and test model), and ``chat_command`` th
 
 from __future__ import annotations
 
+from tests.repair_support import own_model_edits
+
 import json
 
 import pytest
@@ -91,7 +93,7 @@ def test_accepted_edit_then_history_and_undo(oe):
     assert out["model"]["method"] == "grace" and out["model"]["id"] == "e1"
     assert len(person.plans) == 1
     assert oe.kg.store.objects("germany", "capital") == ["hamburg"]
-    assert oe.kg.store.head() == head + 1 and oe.model.edit_ids() == ["e1"]
+    assert oe.kg.store.head() == head + 1 and own_model_edits(oe) == ["e1"]
     [a] = s.handle("What is the capital of Germany?")[0]["answers"]
     assert (a["kg"], a["model"], a["agree"]) == (["Hamburg"], "Hamburg", True)
 
@@ -114,7 +116,7 @@ def test_accepted_edit_then_history_and_undo(oe):
     [u] = s.handle("/undo")
     assert u["rolled_back"] == [1] and u["details"][0]["model"]["id"] == "e1"
     assert oe.kg.store.objects("germany", "capital") == ["berlin"]
-    assert oe.model.edit_ids() == []
+    assert own_model_edits(oe) == []
     [a] = s.handle("What is the capital of Germany?")[0]["answers"]
     assert (a["kg"], a["model"]) == (["Berlin"], "Berlin")
     assert [oe.ledger.get(i).status for i in (1, 2)] == ["rolled_back", "rolled_back"]
@@ -152,7 +154,7 @@ def test_undo_and_explain_in_words(oe):
     events = s.handle("undo the last 2 edits")
     assert types(events) == ["undone", "undone"]
     assert [ev["edit"] for ev in events] == [3, 1]
-    assert oe.ledger.count(status="applied") == 0 and oe.model.edit_ids() == []
+    assert oe.ledger.count(status="applied") == 0 and own_model_edits(oe) == []
     assert oe.kg.store.objects("olaf_scholz", "spouse") == ["britta_ernst"]
     [err] = s.handle("explain edit 42")
     assert err["type"] == "error" and err["message"] == "No edit #42 in the ledger."

@@ -4,6 +4,8 @@ afterwards, exactness against a model built without the edit, and crash safety (
 
 from __future__ import annotations
 
+from tests.repair_support import own_model_edits
+
 import json
 import os
 import signal
@@ -63,12 +65,12 @@ def test_consolidate_folds_the_edits_into_weights_the_kg_agrees_with(copy_ws):
     assert after["unedited"]["agreement"] >= before["unedited"]["agreement"] - 0.03
     with OneEdit(Workspace.open(copy_ws)) as oe:
         assert say(oe, PROMPT) == "Hamburg"
-        assert oe.model.edit_ids() == []
+        assert own_model_edits(oe) == []
         assert models.weights_dir(oe.ws).name == "1"
         # a rollback after consolidation reaches the model (the folded edit is re-written)
         assert oe.rollback(1)["rolled_back"] == [1]
         assert say(oe, PROMPT) == "Berlin"
-        assert oe.model.edit_ids() == ["e1-r1"]
+        assert own_model_edits(oe) == ["e1-r1"]
 
 
 def test_consolidation_is_a_function_of_the_kg_so_rollback_becomes_exact(copy_ws, tmp_path):
@@ -101,7 +103,7 @@ def test_a_crash_during_consolidation_leaves_one_whole_state(copy_ws, stage, new
     run = cli(copy_ws, "model", "consolidate", crash=stage)
     assert run.returncode == -signal.SIGKILL, run.stderr[-2000:]
     with OneEdit(Workspace.open(copy_ws)) as oe:
-        assert oe.model.edit_ids() == ([] if new_state else ["e1", "e2"])
+        assert own_model_edits(oe) == ([] if new_state else ["e1", "e2"])
         assert say(oe, PROMPT) == "Hamburg"
     # the next consolidation finishes the job and sweeps what the crash left
     assert cli(copy_ws, "model", "consolidate").returncode == 0

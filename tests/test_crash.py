@@ -5,6 +5,8 @@ half-applied edit. The crash points are ``oneedit.core.faults.fault`` calls (``$
 
 from __future__ import annotations
 
+from tests.repair_support import own_model_edits
+
 import json
 import os
 import signal
@@ -43,7 +45,7 @@ def state(ws) -> dict:
             "capital": st.objects("germany", "capital"),
             "hamburg_capital_of": st.objects("hamburg", "capital_of"),
             "pending_revisions": st.log.pending(),
-            "model_edits": oe.model.edit_ids(),
+            "model_edits": own_model_edits(oe),
             "model_says": oe._answers([("train", Prompt(PROMPT, "", ""))])[0],
             "delta_files": sorted(p.name for p in (w.root / "model" / "edits").rglob("*.safetensors")),
             "journal_open": [e.id for e in entries if "journal" in e.record or "rollback_journal" in e.record],

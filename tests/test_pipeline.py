@@ -6,6 +6,8 @@ test knowledge model (a small GPT-2 trained on the Europe subset of the shipped 
 
 from __future__ import annotations
 
+from tests.repair_support import own_model_edits
+
 import pytest
 
 from oneedit.core import OneEditError, Triple
@@ -61,13 +63,13 @@ def test_edit_changes_both_sides_and_rollback_restores_both(copy_ws):
         result = oe.rollback(1)
         assert result["rolled_back"] == [1]
         assert kg_state(oe) == triples0
-        assert oe.model.edit_ids() == []
+        assert own_model_edits(oe) == []
         assert {p: say(oe, p) for p in CAPITAL_PROMPTS} == before
         assert oe.ledger.get(1).status == "rolled_back"
         assert oe.ledger.get(1).record["rollback"]["by"] == "admin"
     # a restart lands in the same state
     with open_oe(copy_ws) as oe:
-        assert kg_state(oe) == triples0 and oe.model.edit_ids() == []
+        assert kg_state(oe) == triples0 and own_model_edits(oe) == []
 
 
 def test_multi_hop_edit_writes_derived_facts_into_the_model(copy_ws):
@@ -99,7 +101,7 @@ def test_refused_edit_leaves_nothing(copy_ws):
         assert entry.status == "rejected" and entry.record["plan"]["refused_by"] == "range"
         assert entry.kg_revision is None and "model_edit" not in entry.record
         assert (oe.kg.store.head(), oe.kg.store.count()) == (head, n)
-        assert oe.model.edit_ids() == []
+        assert own_model_edits(oe) == []
 
 
 def test_toxic_edit_is_refused_and_recorded(copy_ws):
@@ -108,7 +110,7 @@ def test_toxic_edit_is_refused_and_recorded(copy_ws):
         out = oe.submit("Olaf Scholz's wife is Fucking Bitch", method="memit")
         assert out.status == "rejected"
         assert out.plan.refused_by in ("toxicity", "moderator")
-        assert oe.kg.store.head() == head and oe.model.edit_ids() == []
+        assert oe.kg.store.head() == head and own_model_edits(oe) == []
         entry = oe.ledger.get(out.edit)
         assert entry.status == "rejected"
         failed = [c for c in entry.record["plan"]["checks"] if not c["passed"]]
@@ -145,7 +147,7 @@ def test_review_queue_approve_and_reject(copy_ws):
         head = oe.kg.store.head()
         out = oe.submit("Olaf Scholz's wife is Brigitte Macron", user="ed", method="grace")
         assert out.status == "needs_review"
-        assert oe.kg.store.head() == head and oe.model.edit_ids() == []
+        assert oe.kg.store.head() == head and own_model_edits(oe) == []
         assert [r["id"] for r in oe.review_queue()] == [out.edit]
         from oneedit.core import PermissionDenied
 
@@ -218,7 +220,7 @@ def test_rollback_to_revision(copy_ws):
         result = oe.rollback_to(head0)
         assert len(result["rolled_back"]) == 2
         assert kg_state(oe) == triples0
-        assert oe.model.edit_ids() == []
+        assert own_model_edits(oe) == []
         assert say(oe, "The capital of Germany is") == "Berlin"
 
 
@@ -239,10 +241,7 @@ def test_import_batches_model_edits_and_skips_applied_lines(copy_ws, tmp_path):
         assert summary["model_batches"] == 1
         applied = oe.ledger.list(status="applied", limit=None)
         assert {e.record["model_edit"]["id"] for e in applied} == {"b1"}
-        def repair_ids():  # facts the batch knocked over, written back as repair batches (ledger: repair)
-            return [e.record["model_edit"]["id"] for e in oe.ledger.list(status="repair", limit=None, ascending=True)]
-
-        assert oe.model.edit_ids() == ["b1", *repair_ids()]
+        assert own_model_edits(oe) == ["b1"]
         # the batch wrote only the facts that hold at its end: Berlin, not Hamburg
         targets = {(r["subject"], r["target"].strip()) for r in oe.model.manifest[0]["requests"]}
         assert ("Germany", "Hamburg") not in targets and ("Italy", "Palermo") in targets
@@ -255,5 +254,5 @@ def test_import_batches_model_edits_and_skips_applied_lines(copy_ws, tmp_path):
         oe.rollback(milan)
         assert say(oe, "The capital of Italy is") == "Rome"
         assert oe.kg.store.objects("olaf_scholz", "spouse") == ["brigitte_macron"]
-        rest = [i for i in oe.model.edit_ids() if i not in repair_ids()]
+        rest = own_model_edits(oe)
         assert "b1" not in rest and len(rest) == 1

@@ -50,16 +50,24 @@ def test_a_drifted_fact_is_detected_and_written_back_with_the_next_edit(copy_ws)
         rec = oe.ledger.get(out.edit).record["model_edit"]
         assert [fr, "capital", paris] in rec["repaired"]
         assert oe.repairs.probe(em, [truth]) == [True]  # one fact written back with all its prompts
-        repairs = oe.ledger.list(status="repair", limit=None, ascending=True)
+        repairs = oe.ledger.repairs()[::-1]  # oldest first
         # the first is this one; the edit may also have knocked over neighbours of its own, which a
         # second repair batch (written right after, as nothing follows) puts back
-        assert "France capital Paris" in repairs[0].text and repairs[0].record["model_edit"]["id"] == rec["id"]
+        assert repairs[0]["facts"] == [[fr, "capital", paris]] and repairs[0]["model_edit"] == rec["id"]
         for later in repairs[1:]:
-            assert later.record["model_edit"]["id"].startswith("r")
-            assert all(oe.repairs._holds(Triple(*f)) for f in later.record["model_edit"]["own_facts"])
-    res = runner.invoke(app, ["history", "-w", str(copy_ws), "--json"])
+            assert later["model_edit"].startswith("r") and later["caused_by"] == [rec["id"]]
+            assert all(oe.repairs._holds(Triple(*f)) for f in later["facts"])
+        n_edits = oe.ledger.count()
+        # rolling the edit back undoes the repair batches it caused; the edit numbering is the users'
+        oe.rollback(out.edit)
+        assert all(r["undone"] for r in oe.ledger.repairs()[:-1] if r["model_edit"].startswith("r"))
+        assert not set(oe.model.edit_ids()) & {r["model_edit"] for r in repairs[1:]}
+        assert oe.ledger.count() == n_edits == 1
+    res = runner.invoke(app, ["history", "-w", str(copy_ws), "--repairs", "--json"])
     assert res.exit_code == 0, res.output
-    assert any(e["status"] == "repair" for e in json.loads(res.stdout))
+    assert [r["facts"] for r in json.loads(res.stdout)][-1] == [[fr, "capital", paris]]
+    human = runner.invoke(app, ["history", "-w", str(copy_ws)])
+    assert human.exit_code == 0 and "oneedit history --repairs" in human.output
 
 
 def test_the_queue_skips_what_the_kg_no_longer_holds_and_is_bounded(copy_ws):
@@ -75,22 +83,23 @@ def test_the_queue_skips_what_the_kg_no_longer_holds_and_is_bounded(copy_ws):
         assert len(taken) == 8 and len(oe.repairs.queue) == 12 - 1 - 8
 
 
-def test_a_v3_ledger_is_migrated_to_accept_repairs(tmp_path):
+def test_an_older_ledger_gains_the_repairs_table(tmp_path):
     import sqlite3
 
     from oneedit.ledger import Ledger
 
     path = tmp_path / "ledger.sqlite"
+    Ledger(path).close()
     db = sqlite3.connect(path)
-    db.execute("""CREATE TABLE edits (id INTEGER PRIMARY KEY, created TEXT NOT NULL, updated TEXT NOT NULL,
-                  author TEXT NOT NULL, text TEXT NOT NULL DEFAULT '', status TEXT NOT NULL CHECK (status IN
-                  ('queued','pending','applied','rejected','needs_review','unchanged','rolled_back','failed')),
-                  kg_revision INTEGER, record TEXT NOT NULL DEFAULT '{}', request_key TEXT)""")
-    db.execute("INSERT INTO edits VALUES (7, 't', 't', 'ann', 'old edit', 'applied', 3, '{}', 'k')")
+    db.execute("DROP TABLE repairs")
+    db.execute("INSERT INTO edits (id, created, updated, author, status) VALUES (7, 't', 't', 'ann', 'applied')")
     db.commit()
     db.close()
     led = Ledger(path)
-    assert led.get(7).text == "old edit" and led.get(7).status == "applied"
-    new = led.create("oneedit", "Repair: x", {"kind": "repair"}, "repair")
-    assert new == 8 and led.get(new).status == "repair"
+    assert led.get(7).author == "ann" and led.repairs() == []
+    rid = led.add_repair("r1", [["a", "capital", "b"]], ["e7"])
+    led.repair_undone("r1")
+    assert led.repairs() == [{"id": rid, "created": led.repairs()[0]["created"], "model_edit": "r1",
+                              "facts": [["a", "capital", "b"]], "caused_by": ["e7"], "undone": True}]
+    assert led.repairs(live=True) == []
     led.close()

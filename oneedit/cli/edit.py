@@ -227,18 +227,45 @@ def history_command(
     user_filter: Annotated[Optional[str], typer.Option("--user", help="Only this user's edits.")] = None,
     entity: Annotated[Optional[str], typer.Option("--entity", help="Only edits touching this entity.")] = None,
     status: Annotated[Optional[str], typer.Option("--status", help="applied, rejected, needs_review, "
-                                                  "rolled_back, failed, pending, repair (facts the model drifted on, re-written).")] = None,
+                                                  "rolled_back, failed, pending.")] = None,
     limit: Annotated[int, typer.Option(help="How many edits to show (newest first).")] = 20,
+    repairs: Annotated[bool, typer.Option("--repairs", help="Show the model's self-repairs instead: facts "
+                                          "an edit knocked over in the model, written back.")] = False,
     workspace: WorkspaceOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Edits with status, author, the conflicts found and the derived facts."""
+    """Edits with status, author, the conflicts found and the derived facts (or, with --repairs,
+    the facts the model drifted on and got back)."""
     with system(workspace, as_json) as (oe, _):
+        if repairs:
+            rows = oe.ledger.repairs(limit=limit)
+            if as_json:
+                print_json(rows)
+                return
+            console().print(repairs_table(oe, rows))
+            return
         rows = oe.history(user=user_filter, entity=entity, status=status, limit=limit)
         if as_json:
             print_json(rows)
             return
         console().print(history_table(oe, rows))
+        n = len(oe.ledger.repairs(limit=None))
+        if n:
+            console().print(f"[dim]The model repaired itself {n} time(s): `oneedit history --repairs`.[/]")
+
+
+def repairs_table(oe, rows: list[dict]):
+    from rich.table import Table
+
+    label = oe.kg.label
+    t = Table(title="Model self-repairs (facts an edit knocked over, written back)", title_justify="left")
+    for col in ("id", "when", "model edit", "after", "facts", "undone"):
+        t.add_column(col)
+    for r in rows:
+        t.add_row(str(r["id"]), r["created"][:19].replace("T", " "), r["model_edit"], ", ".join(r["caused_by"]) or "—",
+                  "; ".join(_fact(label, dict(zip(("subject", "relation", "object"), f, strict=True))) for f in r["facts"]),
+                  "yes" if r["undone"] else "")
+    return t
 
 
 def history_table(oe, rows: list[dict]):
