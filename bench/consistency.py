@@ -79,6 +79,7 @@ def run_mode(mode: str, root: Path, rows: list[list[str]], *, batch_size: int, e
     out = []
     first = audit(ws, model()).to_dict()
     out.append(_row(mode, 0, first, 0.0, None))
+    print(json.dumps(out[-1]), flush=True)
     edit_seconds = 0.0
     done = 0
     for start in range(0, len(rows), every):
@@ -99,8 +100,9 @@ def run_mode(mode: str, root: Path, rows: list[list[str]], *, batch_size: int, e
             consolidate(ws, model())
             cons = round(time.perf_counter() - t0, 1)
             oe._em = None  # reopen on the consolidated weights
-            out.append(_row(mode, done, rep, edit_seconds / max(done, 1), None,
+            out.append(_row(mode, done, rep, edit_seconds / max(done, 1), None, stage="before consolidation",
                             repaired=summary.get("repaired", 0), drifted=summary.get("drifted", 0)))
+            print(json.dumps(out[-1]), flush=True)
             rep = audit(ws, model()).to_dict()
         out.append(_row(mode, done, rep, edit_seconds / max(done, 1), cons,
                         repaired=summary.get("repaired", 0), drifted=summary.get("drifted", 0)))
