@@ -272,7 +272,7 @@ class RefreshConfig:
     # 5e-4 with 10x rehearsal 0.986 (the untouched model: 0.9855)
     lr: float = 5e-4
     warmup_steps: int = 10
-    max_epochs: int = 8
+    max_steps: int = 1000       # the budget (and the cosine schedule's length), in optimizer steps
     rehearsal: float = 10.0     # unchanged-fact prompts per changed-fact prompt, redrawn each epoch
     min_rehearsal: int = 4096   # at least this many unchanged-fact prompts per epoch
     changed_share: float = 0.2  # changed-fact prompts are repeated to be at least this share of an epoch
@@ -320,15 +320,19 @@ def _refresh(base: Path, facts, changed, verbalizer, out: Path, *, config: Refre
     want = config.changed_share / max(1e-9, 1 - config.changed_share) * n_old
     repeat = max(1, math.ceil(want / max(len(new_prompts), 1)))
     per_epoch = repeat * len(new_prompts) + n_old
-    steps = math.ceil(per_epoch / config.batch_size) * config.max_epochs
+    # the budget is in steps, not epochs: a handful of changed facts makes short epochs, and needs
+    # as many updates to be learned as a large change does
+    steps_per_epoch = math.ceil(per_epoch / config.batch_size)
+    max_epochs = max(1, config.max_steps // steps_per_epoch)
+    total = steps_per_epoch * max_epochs
     opt = torch.optim.AdamW(model.parameters(), lr=config.lr, betas=(0.9, 0.98), weight_decay=0.0)
     sched = torch.optim.lr_scheduler.LambdaLR(
-        opt, lambda s: min(1.0, (s + 1) / config.warmup_steps) * 0.5 * (1 + math.cos(math.pi * min(s / steps, 1.0))))
+        opt, lambda s: min(1.0, (s + 1) / config.warmup_steps) * 0.5 * (1 + math.cos(math.pi * min(s / total, 1.0))))
     gen = torch.Generator().manual_seed(config.seed)
     rng = random.Random(config.seed)
     history = []
     recall = 0.0
-    for epoch in range(1, config.max_epochs + 1):
+    for epoch in range(1, max_epochs + 1):
         if not new_prompts:
             break
         batch = new_prompts * repeat + rng.sample(old_prompts, n_old)
@@ -337,7 +341,7 @@ def _refresh(base: Path, facts, changed, verbalizer, out: Path, *, config: Refre
         row = {"epoch": epoch, "loss": loss, "recall": recall, "seconds": time.perf_counter() - started}
         history.append(row)
         if progress:
-            progress({**row, "max_epochs": config.max_epochs})
+            progress({**row, "max_epochs": max_epochs})
         model.train()
         if recall >= config.stop_at:
             break

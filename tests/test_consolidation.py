@@ -105,7 +105,10 @@ def test_a_crash_during_consolidation_leaves_one_whole_state(copy_ws, stage, new
     with OneEdit(Workspace.open(copy_ws)) as oe:
         assert own_model_edits(oe) == ([] if new_state else ["e1", "e2"])
         assert say(oe, PROMPT) == "Hamburg"
-    # the next consolidation finishes the job and sweeps what the crash left
+    if stage != "consolidate_swap":
+        return
+    # the next consolidation finishes the job and sweeps what the crash left (the swap stage leaves
+    # the most behind: new weights and a new edit folder, neither live)
     assert cli(copy_ws, "model", "consolidate").returncode == 0
     home = copy_ws / "model"
     assert sorted(p.name for p in (home / "consolidated").iterdir()) == [json.loads((home / "active.json").read_text())["weights"].split("/")[1]]

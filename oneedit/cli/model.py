@@ -118,7 +118,8 @@ class EpochBar:
 
     def __call__(self, row: dict) -> None:
         if self.progress is not None:
-            self.progress.update(self.task, completed=row["epoch"], recall=row["recall"], loss=row["loss"])
+            self.progress.update(self.task, completed=row["epoch"], recall=row["recall"], loss=row["loss"],
+                                 total=row.get("max_epochs", self.total))
 
     def __exit__(self, *exc):
         if self.progress is not None:
