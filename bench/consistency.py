@@ -29,21 +29,9 @@ import tempfile
 import time
 from pathlib import Path
 
+from common import workspace
+
 MODES = ("baseline", "oneedit")
-
-
-def workspace(src: str | None, tmp: Path) -> Path:
-    dest = tmp / "src"
-    if src:
-        shutil.copytree(src, dest)
-        return dest
-    from oneedit.models import train_default
-    from oneedit.workspace import Workspace
-
-    ws, _ = Workspace.init(dest)
-    with ws:
-        train_default(ws)
-    return dest
 
 
 def draw(root: Path, n: int, seed: int) -> list[list[str]]:
@@ -157,7 +145,7 @@ def main() -> None:
     rows: list[dict] = []
     with tempfile.TemporaryDirectory() as t:
         tmp = Path(t)
-        src = workspace(args.workspace, tmp)
+        src = workspace(args.workspace, tmp / "src")
         edits = draw(src, args.edits, args.seed)
         for mode in args.modes.split(","):
             root = tmp / mode

@@ -20,25 +20,12 @@ from __future__ import annotations
 import argparse
 import json
 import random
-import shutil
 import statistics
 import tempfile
 import time
 from pathlib import Path
 
-
-def workspace(src: str | None, tmp: Path) -> Path:
-    dest = tmp / "ws"
-    if src:
-        shutil.copytree(src, dest)
-        return dest
-    from oneedit.models import train_default
-    from oneedit.workspace import Workspace
-
-    ws, _ = Workspace.init(dest)
-    with ws:
-        train_default(ws)
-    return dest
+from common import workspace
 
 
 def single_edits(oe, method: str, texts: list[str]) -> dict:
@@ -148,7 +135,7 @@ def main() -> None:
 
     results: dict = {}
     with tempfile.TemporaryDirectory() as tmp:
-        root = workspace(args.workspace, Path(tmp))
+        root = workspace(args.workspace, Path(tmp) / "ws")
         with OneEdit.open(root) as oe:
             t0 = time.perf_counter()
             oe.model  # load + re-apply edits

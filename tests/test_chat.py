@@ -3,8 +3,6 @@ workspace (real KG, ledger, interpreter and test model), and ``chat_command`` th
 
 from __future__ import annotations
 
-from tests.repair_support import own_model_edits
-
 import json
 
 import pytest
@@ -14,6 +12,7 @@ from typer.testing import CliRunner
 from oneedit.cli.chat import ChatSession, chat_command
 from oneedit.cli.output import handle_errors
 from oneedit.system import OneEdit
+from tests.repair_support import own_model_edits
 
 EDIT = "The capital of Germany is Hamburg"
 QUEEN_EDIT = "The Queen's husband is Olaf Scholz"  # "the Queen": Camilla, Letizia or Máxima

@@ -4,13 +4,8 @@ afterwards, exactness against a model built without the edit, and crash safety (
 
 from __future__ import annotations
 
-from tests.repair_support import own_model_edits
-
 import json
-import os
 import signal
-import subprocess
-import sys
 
 import pytest
 import torch
@@ -23,6 +18,8 @@ from oneedit.consolidation import changed_facts
 from oneedit.knowledge import kg_facts, verbalizer
 from oneedit.system import OneEdit
 from oneedit.workspace import Workspace
+from tests.process_support import cli
+from tests.repair_support import own_model_edits
 
 EDITS = ["The capital of Germany is Hamburg", "The capital of Spain is Barcelona"]
 PROMPT = "The capital of Germany is"
@@ -30,15 +27,6 @@ PROMPT = "The capital of Germany is"
 
 def say(oe: OneEdit, text: str) -> str:
     return oe._answers([("train", Prompt(text, "", ""))])[0]
-
-
-def cli(ws, *args: str, crash: str | None = None) -> subprocess.CompletedProcess:
-    env = dict(os.environ)
-    env.pop("ONEEDIT_CRASH_AT", None)
-    if crash:
-        env["ONEEDIT_CRASH_AT"] = crash
-    return subprocess.run([sys.executable, "-m", "oneedit", *args, "--workspace", str(ws), "--json"],
-                          capture_output=True, text=True, env=env, timeout=900)
 
 
 def edited(ws_root) -> None:

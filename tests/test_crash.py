@@ -5,30 +5,18 @@ half-applied edit. The crash points are ``oneedit.core.faults.fault`` calls (``$
 
 from __future__ import annotations
 
-from tests.repair_support import own_model_edits
-
 import json
-import os
 import signal
-import subprocess
-import sys
 
 import pytest
 
 from oneedit.system import OneEdit
 from oneedit.workspace import Workspace
+from tests.process_support import cli
+from tests.repair_support import own_model_edits
 
 EDIT = "The capital of Germany is Hamburg"
 PROMPT = "The capital of Germany is"
-
-
-def cli(ws, *args: str, crash: str | None = None) -> subprocess.CompletedProcess:
-    env = dict(os.environ)
-    env.pop("ONEEDIT_CRASH_AT", None)
-    if crash:
-        env["ONEEDIT_CRASH_AT"] = crash
-    return subprocess.run([sys.executable, "-m", "oneedit", *args, "--workspace", str(ws), "--json"],
-                          capture_output=True, text=True, env=env, timeout=600)
 
 
 def state(ws) -> dict:

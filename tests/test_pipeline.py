@@ -6,13 +6,12 @@ test knowledge model (a small GPT-2 trained on the Europe subset of the shipped 
 
 from __future__ import annotations
 
-from tests.repair_support import own_model_edits
-
 import pytest
 
 from oneedit.core import OneEditError, Triple
 from oneedit.system import DependentEdits, OneEdit
 from oneedit.workspace import Workspace
+from tests.repair_support import own_model_edits
 
 CAPITAL_PROMPTS = ("The capital of Germany is", "Hamburg is the capital of")
 
