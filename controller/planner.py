@@ -20,7 +20,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
-from oneedit.core import EditIntent, Entity, OneEditError, Triple, slugify
+from oneedit.core import GAP, EditIntent, Entity, OneEditError, Triple, slugify
 from oneedit.core.plan import RESOLUTIONS, Conflict, DerivedChange, EditPlan
 from oneedit.core.types import Diff
 from controller.kg import Overlay
@@ -281,12 +281,32 @@ class Planner:
         return subjects
 
     def _model_facts(self, diff: Diff, derived: Iterable[DerivedChange]) -> list[Triple]:
+        """What the model must now say: the learnable facts the edit adds (stored and derived), and
+        a *gap* (object :data:`~oneedit.core.GAP`) for each learnable slot it empties — a
+        retraction without a replacement, which the model learns as "unknown"."""
         # the model learns the functional relations (one answer per prompt): see oneedit.knowledge
         learnable = {r.id for r in self.schema.relations.values() if r.functional}
+        derived = list(derived)
         facts = [t for t in diff.added if t.relation in learnable]
         facts += [d.triple for d in derived if d.op == "+" and d.triple.relation in learnable
                   and d.triple not in facts]
+        filled = {(t.subject, t.relation) for t in facts}
+        removed = [t for t in diff.removed if t.relation in learnable]
+        removed += [d.triple for d in derived if d.op == "-" and d.triple.relation in learnable]
+        for slot in dict.fromkeys((t.subject, t.relation) for t in removed):
+            if slot not in filled and not self._still_filled(*slot, diff):
+                facts.append(Triple(slot[0], slot[1], GAP))
+                filled.add(slot)
         return facts
+
+    def _still_filled(self, subject: str, relation: str, diff: Diff) -> bool:
+        """Whether the slot keeps a value the diff does not remove (a functional slot holds one
+        value, but a KG may still carry a second until a person resolves it)."""
+        spec = self.schema.relations[relation]
+        if spec.composite:
+            return False  # its value follows its base facts, whose own slots are judged above
+        gone = set(diff.removed)
+        return any(t not in gone for t in self.store.triples(subject, relation, None))
 
 
 def _dedupe(conflicts: list[Conflict]) -> list[Conflict]:

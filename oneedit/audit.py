@@ -8,7 +8,9 @@ exact-match agreement by group:
 * ``edited``   — facts written into the model by live edits (from the ledger: every applied edit's
   model facts, derived ones included) that the KG still holds;
 * ``unedited`` — everything else the model learned;
-* ``all``      — both.
+* ``all``      — both;
+* ``retracted`` — the slots live edits emptied (a retraction without a replacement), which the model
+  should now answer with "unknown" (:data:`oneedit.core.GAP_LABEL`); not counted in ``all``.
 
 Exact match is read from one teacher-forced pass per batch (every target token ranked first given
 the gold prefix ⇔ greedy decoding reproduces the target, see :func:`editor.probe.teacher_forced`);
@@ -35,7 +37,7 @@ from dataclasses import dataclass, field
 
 from oneedit.core import Triple
 
-GROUPS = ("edited", "unedited", "all")
+GROUPS = ("edited", "unedited", "all", "retracted")
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,24 +146,30 @@ class AuditLog:
         return out
 
     def run(self, edited: set[tuple[str, str]], *, sample: int | None = None, seed: int = 0) -> list[FactResult]:
-        """Audit every fact the model should know (or a seeded sample of ``sample`` of them)."""
-        from oneedit.knowledge import kg_triples
-
-        triples = kg_triples(self.kg)
+        """Audit every fact the model should know (or a seeded sample of ``sample`` of them): the
+        KG's facts, and the gaps of the edited slots the KG now leaves empty."""
+        triples = self.expected(edited)
         if sample is not None and sample < len(triples):
             triples = sorted(random.Random(seed).sample(triples, sample))
         self.results = {}
         return self.probe(triples, edited)
 
+    def expected(self, edited: set[tuple[str, str]]) -> list[Triple]:
+        from oneedit.knowledge import kg_triples, slot_facts
+
+        triples = kg_triples(self.kg)
+        held = {(t.subject, t.relation) for t in triples}
+        gaps = [g for s, r in sorted(edited - held) if r in self.kg.schema.relations
+                for g in slot_facts(self.kg, s, r) if g.is_gap]
+        return triples + gaps
+
     def refresh(self, touched: Iterable[Triple], edited: set[tuple[str, str]]) -> list[FactResult]:
         """Re-audit the facts that share a subject, relation or object with ``touched`` (what a
         batch of edits may have moved), and drop results for facts the KG no longer holds."""
-        from oneedit.knowledge import kg_triples
-
         touched = list(touched)
         subjects = {t.subject for t in touched} | {t.object for t in touched}
         relations = {t.relation for t in touched}
-        current = kg_triples(self.kg)
+        current = self.expected(edited)
         keys = {(t.subject, t.relation) for t in current}
         for k in [k for k in self.results if k not in keys]:
             del self.results[k]
@@ -190,7 +198,8 @@ class AuditLog:
     def summary(self, *, sampled: bool = False, limit: int | None = 50) -> dict:
         out: dict = {}
         for group in GROUPS:
-            rs = [r for r in self.results.values() if group == "all" or r.edited == (group == "edited")]
+            rs = [r for r in self.results.values() if r.triple.is_gap == (group == "retracted")
+                  and (group in ("all", "retracted") or r.edited == (group == "edited"))]
             train = [x for r in rs for x in r.train]
             held = [x for r in rs for x in r.heldout]
             g = {"facts": len(rs),

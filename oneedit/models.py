@@ -71,9 +71,11 @@ def model_cache() -> Path:
 
 # -- the default knowledge model -------------------------------------------------------------------
 def training_facts(ws):
-    from oneedit.knowledge import kg_facts, verbalizer
+    """What the default model learns: the KG's facts of the relations it learns, and a sample of
+    the slots the KG leaves empty, answered "unknown" (:func:`oneedit.knowledge.training_gaps`)."""
+    from oneedit.knowledge import kg_facts, training_gaps, verbalizer
 
-    return kg_facts(ws.kg), verbalizer(ws.kg.schema)
+    return kg_facts(ws.kg) + training_gaps(ws.kg), verbalizer(ws.kg.schema)
 
 
 def train_default(ws, *, config=None, force: bool = False, progress: Callable[[dict], None] | None = None,

@@ -86,7 +86,6 @@ class Repairs:
         return self.causes.pop((t.subject, t.relation), "")
 
     def _holds(self, t: Triple) -> bool:
-        spec = self.kg.schema.relations.get(t.relation)
-        if spec is not None and spec.composite:
-            return any(d.triple == t for d in self.kg.derived(t.relation, subject=t.subject))
-        return self.kg.store.contains(t)
+        from oneedit.knowledge import holds
+
+        return holds(self.kg, t)

@@ -162,6 +162,12 @@ class OneEdit:
             self._em = open_model(self.ws, self._model_name, device=self._device, progress=self._step)
         return self._em
 
+    def reload_model(self) -> None:
+        """Open the model again from disk (after consolidation swapped its weights)."""
+        self._em = None
+        self._audit = None
+        self._repairs = None  # drift probes queued against the previous weights
+
     def actor(self, name: str | None = None):
         return self.users.get(name or self.user)
 
@@ -417,6 +423,8 @@ class OneEdit:
         em = self.model
         if em is None:
             return None
+        if not self.ws.config.consistency.retract:
+            facts = [t for t in facts if not t.is_gap]
         if not facts:
             return {"id": None, "method": method, "facts": [], "note": "no fact the model answers changed"}
         probes = self._probe_prompts(facts) if probe else []
@@ -691,16 +699,14 @@ class OneEdit:
 
     def _rewrite_folded(self, edit_id: int, model_id: str, info: dict) -> dict:
         """Roll back the model side of an edit that consolidation folded into the weights: write what
-        the KG now holds for the edit's (subject, relation) slots as a new model edit. The next
-        consolidation makes it exact (the model is rebuilt from the KG without the edit)."""
+        the KG now holds for the edit's (subject, relation) slots (the gap where it holds nothing)
+        as a new model edit. The next consolidation makes it exact (the model is rebuilt from the
+        KG without the edit)."""
+        from oneedit.knowledge import slot_facts
+
         slots = {(f[0], f[1]) for f in info.get("own_facts") or info.get("facts") or []}
-        facts = []
-        for s, r in sorted(slots):
-            spec = self.kg.schema.relations.get(r)
-            if spec is not None and spec.composite:
-                facts += [d.triple for d in self.kg.derived(r, subject=s)]
-            else:
-                facts += list(self.kg.store.triples(s, r, None))
+        facts = [t for s, r in sorted(slots) for t in slot_facts(self.kg, s, r)]
+        facts = [t for t in facts if not t.is_gap or self.ws.config.consistency.retract]
         out = {"id": model_id, "folded": True}
         if facts:
             new_id = f"{model_id}-r{edit_id}"
@@ -709,10 +715,9 @@ class OneEdit:
         return out
 
     def _holds_in_kg(self, t: Triple) -> bool:
-        spec = self.kg.schema.relations.get(t.relation)
-        if spec is not None and spec.composite:
-            return any(d.triple == t for d in self.kg.derived(t.relation, subject=t.subject))
-        return self.kg.store.contains(t)
+        from oneedit.knowledge import holds
+
+        return holds(self.kg, t)
 
     def rollback_to(self, rev: int, *, user: str | None = None) -> dict:
         """Return the KG to revision ``rev`` and the model to the matching state: every applied edit

@@ -14,8 +14,8 @@ from editor.knowledge import RefreshConfig, refresh
 from editor.verbalize import Prompt
 from oneedit import models
 from oneedit.audit import audit
-from oneedit.consolidation import changed_facts
-from oneedit.knowledge import kg_facts, verbalizer
+from oneedit.consolidation import knowledge_facts
+from oneedit.knowledge import verbalizer
 from oneedit.system import OneEdit
 from oneedit.workspace import Workspace
 from tests.process_support import cli
@@ -70,8 +70,7 @@ def test_consolidation_is_a_function_of_the_kg_so_rollback_becomes_exact(copy_ws
     assert cli(copy_ws, "model", "consolidate").returncode == 0
     with Workspace.open(copy_ws) as ws:
         base = models.base_dir(ws)
-        now = kg_facts(ws.kg)
-        changed = changed_facts(models.read_learned(base), now)
+        now, changed = knowledge_facts(ws, models.read_learned(base))
         assert {(f.subject, f.relation) for f in changed} >= {("Spain", "capital")}
         assert not any(f.subject == "Germany" for f in changed)
         refresh(base, now, changed, verbalizer(ws.kg.schema), tmp_path / "direct", config=RefreshConfig(),

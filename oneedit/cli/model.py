@@ -245,6 +245,8 @@ def audit(
         t.add_column(col, justify="right")
     for g in GROUPS:
         row = out[g]
+        if g == "retracted" and not row["facts"]:
+            continue
         cells = [g, f"{row['facts']:,}", pct(row["agreement"]), pct(row["heldout_agreement"]), pct(row["facts_agreeing"])]
         if sample:
             lo, hi = row["facts_agreeing_ci95"]

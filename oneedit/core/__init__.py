@@ -21,6 +21,8 @@ from oneedit.core.errors import (
     WorkspaceError,
 )
 from oneedit.core.types import (
+    GAP,
+    GAP_LABEL,
     META_PREDICATES,
     Change,
     Diff,
@@ -65,6 +67,8 @@ __all__ = [
     "SchemaError",
     "StoreError",
     "Triple",
+    "GAP",
+    "GAP_LABEL",
     "UnknownEntityError",
     "UnknownRelationError",
     "WorkspaceError",

@@ -22,6 +22,13 @@ def is_valid_id(value: str) -> bool:
     return bool(ID_PATTERN.match(value))
 
 
+# The object of a *gap*: a functional relation the KG leaves empty for a subject whose value the
+# model learned (a retraction without a replacement). Never stored in the KG; the model is taught
+# to answer it with ``GAP_LABEL`` (see docs/editor.md, "Retraction reaches the model").
+GAP = "oneedit:unknown"
+GAP_LABEL = "unknown"
+
+
 @dataclass(frozen=True, slots=True, order=True)
 class Triple:
     """One statement. ``relation`` is a schema relation id or a meta predicate.
@@ -36,6 +43,10 @@ class Triple:
     @property
     def is_meta(self) -> bool:
         return self.relation in META_PREDICATES
+
+    @property
+    def is_gap(self) -> bool:
+        return self.object == GAP
 
     def as_tuple(self) -> tuple[str, str, str]:
         return (self.subject, self.relation, self.object)
