@@ -34,28 +34,47 @@ from common import workspace
 MODES = ("baseline", "oneedit")
 
 
-def draw(root: Path, n: int, seed: int) -> list[list[str]]:
-    """``n`` counterfactual replacements as CSV rows (labels), no two on the same subject."""
+def draw(root: Path, n: int, seed: int, retract: float = 0.0) -> list[list[str]]:
+    """``n`` CSV rows (labels), no two on the same subject: counterfactual replacements, and a
+    ``retract`` share of retractions (``subject,relation,object,remove`` of the KG's value)."""
+    import random
+
     from oneedit.evaluation import make_cases
+    from oneedit.knowledge import Labeller, slot_values
     from oneedit.workspace import Workspace
 
+    rng = random.Random(seed)
     with Workspace.open(root) as ws:
         cases = make_cases(ws, n, seed=seed)
-    return [[c.fact.subject, c.fact.relation, c.fact.object] for c in cases]
+        label = Labeller(ws.kg)
+        rows = []
+        for c in cases:
+            f = c.fact
+            if rng.random() < retract:
+                old = slot_values(ws.kg, f.subject_id, f.relation)[0]
+                rows.append([f.subject, f.relation, label(old.object), "remove"])
+            else:
+                rows.append([f.subject, f.relation, f.object])
+    return rows
 
 
 def run_mode(mode: str, root: Path, rows: list[list[str]], *, batch_size: int, every: int,
-             consolidate_below: float, tmp: Path) -> list[dict]:
+             consolidate_below: float, tmp: Path, rollback: float = 0.0, seed: int = 0) -> list[dict]:
     from editor import hparams as hp_mod
     from oneedit.audit import audit
     from oneedit.consolidation import consolidate
     from oneedit.system import OneEdit
     from oneedit.workspace import Workspace
 
+    import random
+
     ws = Workspace.open(root)
     c = ws.config.consistency
     if mode == "baseline":
-        c.keep_neighbours, c.repair = 0, 0
+        c.keep_neighbours, c.repair, c.retract = 0, 0, False
+    rng = random.Random(seed)
+    retracted: dict[int, tuple] = {}  # ledger id -> the retracted triple (ids)
+    rolled_back = 0
     oe = OneEdit(ws)
 
     def model():
@@ -77,8 +96,22 @@ def run_mode(mode: str, root: Path, rows: list[list[str]], *, batch_size: int, e
             w = csv.writer(fh)
             w.writerows(chunk)
         model()
+        first = (oe.ledger.list(limit=1)[0].id if oe.ledger.count() else 0) + 1
         t0 = time.perf_counter()
         summary = oe.import_file(f, batch_size=batch_size)
+        applied = [e for e in oe.ledger.list(status="applied", limit=None, ascending=True) if e.id >= first]
+        for e in applied:
+            plan = e.record.get("plan") or {}
+            for req in plan.get("requested", []):
+                if req["op"] == "retract":
+                    gone = [t for t in plan["kg_diff"]["removed"]
+                            if (t["subject"], t["relation"]) == (req["subject"], req["relation"])]
+                    if gone:
+                        retracted[e.id] = (gone[0]["subject"], gone[0]["relation"], gone[0]["object"])
+        for e in rng.sample(applied, round(rollback * len(applied))):  # some are taken back later
+            oe.rollback(e.id)
+            retracted.pop(e.id, None)
+            rolled_back += 1
         edit_seconds += time.perf_counter() - t0
         done += summary["applied"]
         rep = audit(ws, model()).to_dict()
@@ -93,16 +126,29 @@ def run_mode(mode: str, root: Path, rows: list[list[str]], *, batch_size: int, e
             print(json.dumps(out[-1]), flush=True)
             rep = audit(ws, model()).to_dict()
         out.append(_row(mode, done, rep, edit_seconds / max(done, 1), cons,
-                        repaired=summary.get("repaired", 0), drifted=summary.get("drifted", 0)))
+                        repaired=summary.get("repaired", 0), drifted=summary.get("drifted", 0),
+                        rolled_back=rolled_back, **_retraction(oe, retracted)))
         print(json.dumps(out[-1]), flush=True)
     oe.close()
     return out
+
+
+def _retraction(oe, retracted: dict) -> dict:
+    """Of the facts retracted (and not rolled back), the share the model no longer asserts."""
+    from oneedit.core import Triple
+
+    olds = [Triple(*t) for t in retracted.values() if t and not oe.kg.store.contains(Triple(*t))]
+    if not olds:
+        return {"retracted": 0, "old_value_gone": None}
+    still = oe.repairs.probe(oe.model, olds)
+    return {"retracted": len(olds), "old_value_gone": round(1 - sum(still) / len(olds), 4)}
 
 
 def _row(mode, edits, rep, per_edit, cons, **extra) -> dict:
     return {"mode": mode, "edits": edits, "edited": rep["edited"]["agreement"], "unedited": rep["unedited"]["agreement"],
             "heldout": rep["all"]["heldout_agreement"], "edited_facts": rep["edited"]["facts"],
             "seconds_per_edit": round(per_edit, 3), "consolidation_seconds": cons,
+            "retracted_agreement": (rep.get("retracted") or {}).get("agreement"),
             "audit_seconds": rep["seconds"], **extra}
 
 
@@ -137,6 +183,8 @@ def main() -> None:
     ap.add_argument("--modes", default=",".join(MODES))
     ap.add_argument("--consolidate-below", type=float, default=0.95)
     ap.add_argument("--seed", type=int, default=2)
+    ap.add_argument("--retract", type=float, default=0.15, help="share of the rows that are retractions")
+    ap.add_argument("--rollback", type=float, default=0.05, help="share of each chunk's edits rolled back after it")
     ap.add_argument("--out", default="bench/out/consistency")
     args = ap.parse_args()
 
@@ -146,12 +194,13 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as t:
         tmp = Path(t)
         src = workspace(args.workspace, tmp / "src")
-        edits = draw(src, args.edits, args.seed)
+        edits = draw(src, args.edits, args.seed, args.retract)
         for mode in args.modes.split(","):
             root = tmp / mode
             shutil.copytree(src, root)
             rows += run_mode(mode, root, edits, batch_size=args.batch_size, every=args.every,
-                             consolidate_below=args.consolidate_below, tmp=tmp)
+                             consolidate_below=args.consolidate_below, tmp=tmp, rollback=args.rollback,
+                             seed=args.seed)
     (out / "consistency.json").write_text(json.dumps(rows, indent=1) + "\n", encoding="utf-8")
     plot(rows, out / "consistency.png")
     print(f"\n{'edits':>6} | " + " | ".join(f"{m:^40}" for m in args.modes.split(",")))

@@ -68,6 +68,7 @@ class ConsistencyConfig:
 
     keep_neighbours: int = 64      # KG neighbours of a model batch held in place by its MEMIT solve (0: off)
     repair: int = 8                # drifted facts re-written with the next model batch, at most (0: off)
+    probe_per_relation: int = 32   # same-relation neighbours a batch probes for drift, per relation (0: all)
     consolidate_below: float = 0.0  # audited agreement below which the model is consolidated (0: never)
     audit_every: int = 64          # the service audits a sample after this many model edits ...
     audit_sample: int = 256        # ... of this many facts (0: all of them)

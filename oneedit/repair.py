@@ -5,7 +5,8 @@ look like the edited ones. The KG knows those facts and their right answers, so 
 batch the pipeline
 
 1. asks the model each neighbour of the batch — every fact the model should know that shares a
-   subject, a relation or an object with it — on one training prompt, before and after the edit;
+   subject or an object with it, and a seeded draw of the facts of its relations — on one training
+   prompt, before and after the edit;
 2. queues the facts it answered right before and wrong after (``drifted``);
 3. writes the queued facts (at most ``repair`` per batch, oldest first) into the model with the
    next batch — or, when no batch follows in the same call, as a batch of their own — and records
@@ -16,6 +17,7 @@ The neighbour probes are also what :mod:`oneedit.neighbours` hands the solve as 
 
 from __future__ import annotations
 
+import random
 from collections.abc import Sequence
 
 from oneedit.core import Triple
@@ -24,21 +26,37 @@ from oneedit.core import Triple
 class Repairs:
     """The drift probes and the repair queue of one facade."""
 
-    def __init__(self, kg, limit: int = 8):
+    def __init__(self, kg, limit: int = 8, *, per_relation: int = 32, seed: int = 0):
         self.kg = kg
         self.limit = limit
+        self.per_relation = per_relation  # same-relation neighbours probed per batch (0: all)
+        self.rng = random.Random(seed)
         self.queue: dict[tuple[str, str], Triple] = {}
         self.causes: dict[tuple[str, str], str] = {}  # slot -> the model edit that knocked it over
 
     def neighbours(self, facts: Sequence[Triple]) -> list[Triple]:
-        """KG facts the model should know that share a subject, relation or object with ``facts``."""
+        """KG facts the model should know that share a subject, relation or object with ``facts``:
+        every fact of the same entities, and a fresh draw of ``per_relation`` facts of each edited
+        relation (all of a relation's facts would make each batch probe most of the KG, and a
+        batch can repair only a few; the audit finds the rest)."""
         from oneedit.knowledge import kg_triples
 
         ents = {t.subject for t in facts} | {t.object for t in facts}
         rels = {t.relation for t in facts}
         slots = {(t.subject, t.relation) for t in facts}
-        return [t for t in kg_triples(self.kg)
-                if (t.subject in ents or t.object in ents or t.relation in rels) and (t.subject, t.relation) not in slots]
+        near, same_rel = [], {}
+        for t in kg_triples(self.kg):
+            if (t.subject, t.relation) in slots:
+                continue
+            if t.subject in ents or t.object in ents:
+                near.append(t)
+            elif t.relation in rels:
+                same_rel.setdefault(t.relation, []).append(t)
+        for r in sorted(same_rel):
+            pool = same_rel[r]
+            near += pool if not self.per_relation or len(pool) <= self.per_relation \
+                else self.rng.sample(pool, self.per_relation)
+        return sorted(near)
 
     def probe(self, em, triples: Sequence[Triple]) -> list[bool]:
         """Whether the model gives each fact's object on the relation's first training prompt."""

@@ -461,7 +461,8 @@ class OneEdit:
         if self._repairs is None:
             from oneedit.repair import Repairs
 
-            self._repairs = Repairs(self.kg, self.ws.config.consistency.repair)
+            cfg = self.ws.config.consistency
+            self._repairs = Repairs(self.kg, cfg.repair, per_relation=cfg.probe_per_relation)
         return self._repairs
 
     def _write_model(self, model_id: str, facts: list[Triple], method: str) -> dict:
@@ -756,7 +757,15 @@ class OneEdit:
             discarded = None
             if self.has_model():
                 model_id = journal.get("model_id") or f"e{entry.id}"
+                # repair batches the edit set off (written right after it) go first, newest first
+                for r in self.ledger.repairs(live=True):
+                    if model_id in r["caused_by"] and r["model_edit"] != model_id:
+                        self.model.discard(r["model_edit"])
+                        self.ledger.repair_undone(r["model_edit"])
                 discarded = self.model.discard(model_id)
+                for r in self.ledger.repairs(live=True):  # what it carried went with it
+                    if r["model_edit"] == model_id:
+                        self.ledger.repair_undone(model_id)
             record = entry.record
             record.pop("journal", None)
             failure = {"stage": journal.get("stage", "ledger"), "reverted_kg": reverted,

@@ -9,7 +9,7 @@ import pytest
 
 from controller.planner import AmbiguousRequest, Planner, ResolutionPolicy
 from controller.users import ProtectedFacts
-from oneedit.core import EditIntent, Mention, OneEditError, Triple
+from oneedit.core import GAP, EditIntent, Mention, OneEditError, Triple
 from oneedit.core.plan import EditPlan
 from oneedit.workspace import Workspace
 from tests.interpreter_support import shipped_workspace
@@ -53,8 +53,10 @@ def test_functional_conflict_replaces_and_lists_inverse(ws):
     derived = {(d.op, d.triple, d.rule) for d in existing.derived}
     assert ("+", Triple("munich", "capital_of", "germany"), "inverse") in derived
     assert ("-", Triple("berlin", "capital_of", "germany"), "inverse") in derived
-    # the model learns the new capital and the city's country
-    assert set(existing.model_facts) == {Triple("germany", "capital", "munich"), Triple("munich", "capital_of", "germany")}
+    # the model learns the new capital and the city's country, and that Berlin is the capital of
+    # nothing now (a gap: the model learns "unknown" there)
+    assert set(existing.model_facts) == {Triple("germany", "capital", "munich"), Triple("munich", "capital_of", "germany"),
+                                         Triple("berlin", "capital_of", GAP)}
     assert kg.store.head() == head  # planning changed nothing
 
 
@@ -139,7 +141,8 @@ def test_retract_absent_fact_is_refused_and_present_one_removes_mirror(ws):
     assert plan.decision == "apply"
     assert set(plan.diff.removed) == {Triple("olaf_scholz", "spouse", "britta_ernst"),
                                       Triple("britta_ernst", "spouse", "olaf_scholz")}
-    assert plan.model_facts == []  # nothing new for the model to say
+    # nothing new for the model to say but that both now have no spouse (gaps: "unknown")
+    assert set(plan.model_facts) == {Triple("olaf_scholz", "spouse", GAP), Triple("britta_ernst", "spouse", GAP)}
 
 
 def test_noop_when_the_fact_is_already_there(ws):

@@ -10,6 +10,7 @@ from oneedit import models
 from oneedit.cli import app
 from oneedit.core import Triple
 from oneedit.neighbours import keep_prompts, neighbour_facts
+from oneedit.repair import Repairs
 from oneedit.system import OneEdit
 from oneedit.workspace import Workspace
 
@@ -31,6 +32,14 @@ def test_neighbours_share_a_subject_or_relation_and_are_bounded(copy_ws):
         assert neighbour_facts(kg, edit, limit=20, seed=1) == neighbour_facts(kg, edit, limit=20, seed=1)
         prompts = keep_prompts(kg, edit, limit=20)
         assert len(prompts) == len(near) and all(p.text and p.target.startswith(" ") for p in prompts)
+        # the drift probes: every fact of the edited entities, a bounded draw of the relation's others
+        ents = {ge, edit[0].object}
+        probes = Repairs(kg, per_relation=5).neighbours(edit)
+        every = Repairs(kg, per_relation=0).neighbours(edit)
+        assert {t for t in every if t.subject in ents or t.object in ents} <= set(probes)
+        others = [t for t in probes if not {t.subject, t.object} & ents]
+        assert 0 < len(others) <= 5 and all(t.relation == "capital" for t in others)
+        assert len(every) > len(probes)
 
 
 def test_a_drifted_fact_is_detected_and_written_back_with_the_next_edit(copy_ws):

@@ -16,6 +16,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from oneedit import models
 from oneedit.service.server import ServerThread, check_bind
 from tests.service_support import add_users
 
@@ -305,7 +306,8 @@ def test_edits_close_together_share_one_memit_batch_and_the_model_learns_them(co
         stats = c.get("/api/stats", headers=h(tok["ann"])).json()["worker"]
         assert stats["memit_batches"] == 1 and stats["avg_batch_size"] == 4.0
         assert {x["fact"]["object"] for x in rows[2]["plan"]["conflicts"]} == {"palermo"}
-        assert rows[1]["model_edit"]["own_facts"] == []  # its fact no longer holds after the batch
+        # its fact no longer holds after the batch; what it left is Rome being the capital of nothing
+        assert rows[1]["model_edit"]["own_facts"] == [["rome", "capital_of", "oneedit:unknown"]]
         # the KG and the model agree on every applied fact
         for q, want in (("What is the capital of Germany?", "Hamburg"), ("What is the capital of Italy?", "Detmold"),
                         ("What is the capital of Austria?", "Osnabrück")):
@@ -346,3 +348,48 @@ def test_grace_edits_reach_the_model_in_arrival_order(copy_ws):
         assert order.index(f"e{ids[0]}") < order.index(f"e{ids[1]}")
         a = c.post("/api/ask", json={"text": "What is the capital of Germany?"}, headers=h(tok["ed"])).json()["answers"][0]
         assert a["kg"] == ["Detmold"] and a["model"].startswith("Detmold")
+
+
+def test_the_service_consolidates_in_the_background_while_edits_go_on(copy_ws):
+    from oneedit.config import WorkspaceConfig
+
+    cfg = WorkspaceConfig.load(copy_ws)
+    # audit a sample after every model edit; any disagreement at all starts a consolidation
+    cfg.consistency.consolidate_below, cfg.consistency.audit_every, cfg.consistency.audit_sample = 1.01, 1, 40
+    cfg.save(copy_ws)
+    tok = users(copy_ws, ed="editor")
+    with ServerThread(copy_ws, window=0.2) as srv, httpx.Client(base_url=srv.url, timeout=60) as c:
+        srv.wait_ready()
+        sleep = srv.service.worker.sleep
+        first = c.post("/api/edits", json={"text": "The capital of Germany is Hamburg"}, headers=h(tok["ed"])).json()
+        assert wait_final(c, tok["ed"], first["id"])["status"] == "applied"
+        deadline = time.monotonic() + 60
+        while not sleep.running and not sleep.history and time.monotonic() < deadline:
+            time.sleep(0.05)
+        state = c.get("/api/stats", headers=h(tok["ed"])).json()["consolidation"]
+        assert state["below"] == 1.01 and (state["running"] or state["consolidations"])
+        # an edit made while the model trains is applied at once, by the live model
+        started = time.monotonic()
+        late = c.post("/api/edits", json={"text": "The capital of Italy is Palermo"}, headers=h(tok["ed"])).json()
+        assert wait_final(c, tok["ed"], late["id"])["status"] == "applied"
+        if sleep.running:
+            assert time.monotonic() - started < 60
+        deadline = time.monotonic() + 600
+        while not sleep.history and time.monotonic() < deadline:
+            time.sleep(0.2)
+        done = sleep.history[0]
+        sleep.below = 0  # no second one
+        assert done["status"] == "done" and done["consolidation"] == 1, done
+        assert done["folded_edits"] >= 1
+        live, edit_ids = srv.service.worker.call(lambda s: (models.weights_dir(s.ws).name, s.model.edit_ids()))
+        assert live == "1"  # the consolidated weights are the live ones
+        assert not [i for i in edit_ids if i.startswith("b")]  # the batches are folded, not stacked
+        # both edits are in the model: the first learned by the new weights, the late one either
+        # folded in too or re-written onto them at the swap
+        for q, want in (("What is the capital of Germany?", "Hamburg"), ("What is the capital of Italy?", "Palermo")):
+            a = c.post("/api/ask", json={"text": q}, headers=h(tok["ed"])).json()["answers"][0]
+            assert a["kg"] == [want] and a["model"].startswith(want), a
+        # a rollback after the swap reaches the model
+        c.post(f"/api/edits/{first['id']}/rollback", json={}, headers=h(tok["ed"])).raise_for_status()
+        a = c.post("/api/ask", json={"text": "What is the capital of Germany?"}, headers=h(tok["ed"])).json()
+        assert a["answers"][0]["model"].startswith("Berlin"), a

@@ -271,7 +271,8 @@ def create_app(service: Service) -> FastAPI:
         return {"queue_depth": service.worker.depth(), "ledger": system.ledger.counts(),
                 "worker": service.worker.stats.to_dict(), "batch_window_s": service.worker.window,
                 "max_batch": service.worker.max_batch, "kg_revision": system.kg.store.head(),
-                "model": service.model_state}
+                "model": service.model_state,
+                "consolidation": service.worker.sleep.state() if service.worker.sleep else None}
 
     @app.get("/api/audit", tags=["service"])
     async def audit(user: Viewer, sample: int | None = Query(None, ge=1, le=100_000), seed: int = 0):

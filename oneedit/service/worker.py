@@ -90,7 +90,7 @@ class EventHub:
 
 class Worker:
     def __init__(self, system, *, window: float = 0.25, max_batch: int = 32, probe: bool = True,
-                 hub: EventHub | None = None):
+                 hub: EventHub | None = None, consolidate_below: float | None = None):
         if window < 0 or max_batch < 1:
             raise OneEditError(f"Bad batching settings: window {window} s, max batch {max_batch}.",
                                hint="The window is ≥ 0 seconds and the batch holds at least 1 edit.")
@@ -105,6 +105,14 @@ class Worker:
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
         self.busy_since: float | None = None
+        cc = system.ws.config.consistency
+        below = cc.consolidate_below if consolidate_below is None else consolidate_below
+        self.sleep = None  # background consolidation (oneedit.consolidation.Background), when configured
+        if below > 0:
+            from oneedit.consolidation import Background
+
+            self.sleep = Background(system, below=below, every=cc.audit_every, sample=cc.audit_sample or None,
+                                    on_event=self.hub.publish)
 
     # -- life --------------------------------------------------------------------------------------
     def start(self, warmup: Callable | None = None) -> list[int]:
@@ -124,6 +132,8 @@ class Worker:
         self._q.put(("stop",))
         if self._thread is not None:
             self._thread.join(timeout)
+        if self.sleep is not None:
+            self.sleep.stop()
         # jobs nobody will run: tell their callers
         while True:
             try:
@@ -176,6 +186,12 @@ class Worker:
                 log.exception("warming up the worker failed; edits will try again to load the model")
         held = None
         while True:
+            if held is None and self.sleep is not None and self.sleep.running:
+                try:  # idle while a consolidation trains: look every second whether it can swap in
+                    held = self._q.get(timeout=1.0)
+                except queue.Empty:
+                    self._after_model_edits(0)
+                    continue
             item = held if held is not None else self._q.get()
             held = None
             kind = item[0]
@@ -245,6 +261,7 @@ class Worker:
             self.stats.singles += 1
             self.stats.applied += 1
             self._publish(sys_.ledger.get(edit_id))
+            self._after_model_edits(1)
         except Exception as exc:
             log.exception("edit #%s failed in the worker", edit_id)
             self._fail(batch + [(edit_id, None, None)], exc)
@@ -267,6 +284,17 @@ class Worker:
         self.stats.applied += len(ids)
         for i in ids:
             self._publish(self.sys.ledger.get(i), batch_size=len(ids))
+        self._after_model_edits(len(ids))
+
+    def _after_model_edits(self, n: int) -> None:
+        """Audit, start or swap in a background consolidation when due (see ``self.sleep``)."""
+        if self.sleep is None or not self.sys.has_model():
+            return
+        try:
+            self.sleep.after_batch(n)
+        except Exception as exc:  # the edits are applied; consolidation waits for the next batch
+            log.exception("background consolidation failed")
+            self.hub.publish({"type": "consolidation", "status": "failed", "error": f"{type(exc).__name__}: {exc}"})
 
     def _fail(self, items: list, exc: Exception) -> None:
         """An unexpected error: undo every in-flight edit (the crash recovery's path) and mark
