@@ -494,7 +494,7 @@ class OneEdit:
         """Write the queued repairs now, as a model batch of their own."""
         if self.model is None or self._repairs is None or not self._repairs.queue:
             return None
-        n = 1
+        n = len(self.ledger.repairs()) + 1  # never a name an undone repair batch had
         while f"r{n}" in self.model.edit_ids():
             n += 1
         out = self._write_model(f"r{n}", [], method)
@@ -671,8 +671,9 @@ class OneEdit:
         shared = [i for i in info.get("shared_with", []) if i != edit_id]
         # repairs of what this edit knocked over, written as batches of their own, go with it
         live = set(em.edit_ids())
+        # (only batches of repairs alone: a later edit's batch that carried some keeps them)
         repairs = [r["model_edit"] for r in self.ledger.repairs(live=True)
-                   if model_id in r["caused_by"] and r["model_edit"] in live and r["model_edit"] != model_id]
+                   if model_id in r["caused_by"] and r["model_edit"] in live and _repair_batch(r["model_edit"])]
         for rid in repairs:  # newest first
             em.undo(rid, recheck=False)
             self.ledger.repair_undone(rid)
@@ -759,7 +760,7 @@ class OneEdit:
                 model_id = journal.get("model_id") or f"e{entry.id}"
                 # repair batches the edit set off (written right after it) go first, newest first
                 for r in self.ledger.repairs(live=True):
-                    if model_id in r["caused_by"] and r["model_edit"] != model_id:
+                    if model_id in r["caused_by"] and _repair_batch(r["model_edit"]):
                         self.model.discard(r["model_edit"])
                         self.ledger.repair_undone(r["model_edit"])
                 discarded = self.model.discard(model_id)
@@ -991,6 +992,11 @@ class OneEdit:
 
 
 # -- helpers -------------------------------------------------------------------------------------------
+def _repair_batch(model_id: str) -> bool:
+    """Whether ``model_id`` is a model batch of repairs alone (``r<n>``, see ``flush_repairs``)."""
+    return model_id[:1] == "r" and model_id[1:].isdigit()
+
+
 def _short(text: str, n: int = 80) -> str:
     text = " ".join(text.split())
     return text if len(text) <= n else text[: n - 1] + "…"

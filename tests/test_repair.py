@@ -112,3 +112,20 @@ def test_an_older_ledger_gains_the_repairs_table(tmp_path):
                               "facts": [["a", "capital", "b"]], "caused_by": ["e7"], "undone": True}]
     assert led.repairs(live=True) == []
     led.close()
+
+
+def test_rolling_back_an_edit_keeps_a_later_edit_that_carried_its_repairs(copy_ws):
+    with OneEdit(Workspace.open(copy_ws)) as oe:
+        kg = oe.kg
+        first = oe.submit("The capital of Germany is Hamburg", method="memit")
+        first_id = oe.ledger.get(first.edit).record["model_edit"]["id"]
+        fr, paris = kg.resolve_entity("France").id, kg.resolve_entity("Paris").id
+        oe.repairs.note([Triple(fr, "capital", paris)], cause=first_id)  # as if the first knocked it over
+        second = oe.submit("The capital of Spain is Barcelona", method="memit")
+        second_id = oe.ledger.get(second.edit).record["model_edit"]["id"]
+        carried = [r for r in oe.ledger.repairs() if r["model_edit"] == second_id]
+        assert carried and carried[0]["caused_by"] == [first_id]
+        oe.rollback(first.edit)
+        # the second edit's batch (which also carried a repair the first caused) stays in the model
+        assert second_id in oe.model.edit_ids() and first_id not in oe.model.edit_ids()
+        assert [r["undone"] for r in oe.ledger.repairs() if r["model_edit"] == second_id] == [False]
