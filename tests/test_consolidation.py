@@ -47,7 +47,7 @@ def test_consolidate_folds_the_edits_into_weights_the_kg_agrees_with(copy_ws):
     # the two edits, and any repair batch they set off
     assert out["edits_before"] >= 2 and out["edits_after"] == 0
     rep = out["consolidation"]
-    assert rep["folded_edits"][:2] == ["e1", "e2"] and len(rep["folded_edits"]) == out["edits_before"]
+    assert {"e1", "e2"} <= set(rep["folded_edits"]) and len(rep["folded_edits"]) == out["edits_before"]
     assert rep["changed_facts"] >= 2  # capitals and their inverses
     after = out["audit"]
     # the edited facts are learned (the refresh stops once its changed facts are recalled) and the
