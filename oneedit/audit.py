@@ -148,20 +148,22 @@ class AuditLog:
     def run(self, edited: set[tuple[str, str]], *, sample: int | None = None, seed: int = 0) -> list[FactResult]:
         """Audit every fact the model should know (or a seeded sample of ``sample`` of them): the
         KG's facts, and the gaps of the edited slots the KG now leaves empty."""
-        triples = self.expected(edited)
+        from oneedit.knowledge import kg_triples
+
+        triples = kg_triples(self.kg)
+        gaps = self.gaps(triples, edited)  # as many as the live edits made: never sampled
         if sample is not None and sample < len(triples):
             triples = sorted(random.Random(seed).sample(triples, sample))
         self.results = {}
-        return self.probe(triples, edited)
+        return self.probe(triples + gaps, edited)
 
-    def expected(self, edited: set[tuple[str, str]]) -> list[Triple]:
-        from oneedit.knowledge import kg_triples, slot_facts
+    def gaps(self, triples: list[Triple], edited: set[tuple[str, str]]) -> list[Triple]:
+        """The edited slots the KG (``triples``) leaves empty, as gaps."""
+        from oneedit.knowledge import slot_facts
 
-        triples = kg_triples(self.kg)
         held = {(t.subject, t.relation) for t in triples}
-        gaps = [g for s, r in sorted(edited - held) if r in self.kg.schema.relations
+        return [g for s, r in sorted(edited - held) if r in self.kg.schema.relations
                 for g in slot_facts(self.kg, s, r) if g.is_gap]
-        return triples + gaps
 
     def refresh(self, touched: Iterable[Triple], edited: set[tuple[str, str]]) -> list[FactResult]:
         """Re-audit the facts that share a subject, relation or object with ``touched`` (what a
@@ -169,7 +171,10 @@ class AuditLog:
         touched = list(touched)
         subjects = {t.subject for t in touched} | {t.object for t in touched}
         relations = {t.relation for t in touched}
-        current = self.expected(edited)
+        from oneedit.knowledge import kg_triples
+
+        current = kg_triples(self.kg)
+        current += self.gaps(current, edited)
         keys = {(t.subject, t.relation) for t in current}
         for k in [k for k in self.results if k not in keys]:
             del self.results[k]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from contextlib import contextmanager
 
 import pytest
@@ -175,7 +176,9 @@ def test_grace_generation_with_kv_cache(copy_ws):
     with Workspace.open(copy_ws) as ws:
         em = open_model(ws)
         # a multi-token object: the edit must hold for every generated token
-        cf = [t for t in _counterfactuals(ws, 30) if len(em.codec.target_ids(" " + ws.kg.label(t.object))) >= 3][:2]
+        # (several, so that some value converges whatever model this machine trained: which ones
+        # reach GRACE's stop loss varies from model to model)
+        cf = [t for t in _counterfactuals(ws, 60) if len(em.codec.target_ids(" " + ws.kg.label(t.object))) >= 3][:6]
         assert cf, "the subset should have a capital with a multi-token name"
         reqs = fact_requests(ws, cf)
         em.edit("g1", reqs, "grace")
@@ -188,11 +191,22 @@ def test_grace_generation_with_kv_cache(copy_ws):
             uncached = em.model.generate(input_ids=ids, attention_mask=mask, max_new_tokens=n, do_sample=False,
                                          use_cache=False, pad_token_id=em.codec.pad_id)
         assert torch.equal(cached, uncached)
-        # every prompt whose value converged says the whole answer, token for token
-        converged = [i for i in range(len(reqs)) if f"g1#{i}" not in em.manifest[-1]["stats"]["unconverged_ids"]]
-        assert converged, em.manifest[-1]["stats"]
+        # a prompt whose whole answer has probability above 1/2 (teacher forced, read the way GRACE
+        # reads its key) has every token above 1/2, so greedy decoding must say it token for token;
+        # which values get there (GRACE's stop loss or not) depends on the model this machine trained
+        from editor.probe import fact_nll_at_targets
+
+        sure = []
+        with torch.no_grad():
+            for i, p in enumerate(prompts):
+                enc = em.codec.encode([p])
+                total = float(fact_nll_at_targets(em.model, enc, torch.zeros(1, dtype=torch.long), 1)[0]) \
+                    * int((enc.labels != -100).sum())
+                if total < math.log(2):
+                    sure.append(i)
+        assert sure, em.manifest[-1]["stats"]
         said = greedy(em.model, em.codec, prompts, targets=[r.target for r in reqs])[0]
-        assert all(said[i] for i in converged)
+        assert all(said[i] for i in sure)
 
 
 def test_grace_removal_leaves_the_codebook_the_edit_never_touched(copy_ws, tmp_path):

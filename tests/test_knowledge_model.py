@@ -40,10 +40,10 @@ def test_trained_model_is_a_standard_hf_directory_with_a_card(knowledge_ws):
 def test_quality_is_measured_not_copied(knowledge_ws):
     """`check` re-measures: the numbers come from running the model on the KG's prompts."""
     with Workspace.open(knowledge_ws) as ws:
-        from oneedit.models import open_model
+        from oneedit.models import open_model, training_facts
 
         em = open_model(ws)
-        facts = kg_facts(ws.kg)
+        facts, _ = training_facts(ws)  # the KG's facts and the gaps it was taught
         q = measure_quality_loaded(em.model, em.codec, facts, verbalizer(ws.kg.schema),
                                    share=card_share(em))
         card = read_card(base_dir(ws))
