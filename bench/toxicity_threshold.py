@@ -22,7 +22,6 @@ import argparse
 import json
 import re
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -78,30 +77,21 @@ ABUSIVE = [
 
 
 def measure() -> dict:
+    from common import shipped_texts
     from controller.safety import ToxicityCheck, mask_names
-    from oneedit.knowledge import kg_facts, verbalizer
-    from oneedit.workspace import Workspace
 
     check = ToxicityCheck()
     t0 = time.perf_counter()
-    with tempfile.TemporaryDirectory() as tmp:
-        ws, _ = Workspace.init(Path(tmp) / "ws", progress=None)
-        with ws:
-            entities = list(ws.kg.store.entities())
-            verb = verbalizer(ws.kg.schema)
-            # Each sentence with the names it mentions (its fact's subject and object labels).
-            sentences = dict.fromkeys((p.sentence, (fact.subject, fact.object))
-                                      for fact in kg_facts(ws.kg) for p in verb.prompts(fact, "train"))
+    # each sentence with the names it mentions (its fact's subject and object labels)
+    entities, sentences, names = shipped_texts()
     labels = sorted({e.label for e in entities})
-    names = sorted({n for e in entities for n in e.names() if len(n) >= 2})
     requests = [json.loads(line)["text"] for line in
                 (ROOT / "tests" / "data" / "requests.jsonl").read_text(encoding="utf-8").splitlines() if line.strip()]
     t_load = time.perf_counter() - t0
 
     # Requests and abusive texts: the KG names they mention are masked, as the controller does with
     # the entities the interpreter linked (found here by matching every KG name).
-    every_name = re.compile(r"(?<!\w)(?:" + "|".join(map(re.escape, sorted(names, key=len, reverse=True)))
-                            + r")(?!\w)", re.IGNORECASE)
+    every_name = re.compile(r"(?<!\w)(?:" + "|".join(map(re.escape, names)) + r")(?!\w)", re.IGNORECASE)
 
     def mentioned(text: str) -> list[str]:
         return [m.group(0) for m in every_name.finditer(text)]

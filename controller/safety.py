@@ -296,11 +296,25 @@ class ChatModerator:
 # -- both ------------------------------------------------------------------------------------
 
 class SafetyChecker:
-    """The toxicity check on a request and the names it would write, then the moderator."""
+    """The toxicity check and the profanity lexicon on a request and the names it would write,
+    then the moderator."""
 
-    def __init__(self, toxicity: ToxicityCheck | None = ToxicityCheck(), moderator: ChatModerator | None = None):
+    def __init__(self, toxicity: ToxicityCheck | None = ToxicityCheck(), moderator: ChatModerator | None = None,
+                 *, lexicon: Any = "default"):
+        from controller.profanity import LexiconCheck
+
         self.toxicity = toxicity
+        self.lexicon = LexiconCheck() if lexicon == "default" else lexicon
         self.moderator = moderator
+
+    def warm(self) -> None:
+        """Load the classifier and build the lexicon now (seconds) rather than on the first check."""
+        if self.toxicity is not None:
+            _predict_prob()
+        if self.lexicon is not None:
+            from controller.profanity import lexicon
+
+            lexicon()
 
     def check(self, request_text: str, labels: Sequence[str] = (), *, known: Iterable[str] = ()) -> list[Finding]:
         """Findings for ``request_text`` and ``labels`` (entity names the edit would write).
@@ -316,6 +330,11 @@ class SafetyChecker:
         if self.toxicity is not None:
             out += self.toxicity.check([request_text], what="request", known=skip)
             out += self.toxicity.check(names, what="entity name")
+        if self.lexicon is not None:
+            # what the classifier already rejected needs no second finding
+            seen = {f.text for f in out if f.verdict == "reject"}
+            out += [f for f in self.lexicon.check([request_text], what="request", known=skip) if f.text not in seen]
+            out += [f for f in self.lexicon.check(names, what="entity name") if f.text not in seen]
         if self.moderator is not None:
             out += self.moderator.check(request_text, what="request")
         return out

@@ -230,7 +230,8 @@ def _train(facts: Sequence[Fact], verbalizer: Verbalizer, out: Path, *, config: 
     return TrainResult(out, card, seconds, epoch, history)
 
 
-def _epoch(model, codec, prompts: Sequence[Prompt], opt, sched, gen, batch_size: int) -> tuple[float, float]:
+def _epoch(model, codec, prompts: Sequence[Prompt], opt, sched, gen, batch_size: int,
+           anchor: tuple | None = None) -> tuple[float, float]:
     """One pass over ``prompts`` in a seeded order; returns (mean loss, share of prompts whose every
     target token was ranked first during the pass)."""
     import torch
@@ -251,7 +252,12 @@ def _epoch(model, codec, prompts: Sequence[Prompt], opt, sched, gen, batch_size:
         loss = torch.nn.functional.cross_entropy(logits, gold)
         opt.zero_grad(set_to_none=True)
         loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        if anchor is not None:
+            weight, params, base = anchor
+            with torch.no_grad():
+                for p, p0 in zip(params, base):
+                    p.grad.add_(p - p0, alpha=2 * weight)
+        torch.nn.utils.clip_grad_norm_([p for p in model.parameters() if p.requires_grad], 1.0)
         opt.step()
         sched.step()
         with torch.no_grad():
@@ -278,6 +284,14 @@ class RefreshConfig:
     changed_share: float = 0.2  # changed-fact prompts are repeated to be at least this share of an epoch
     stop_at: float = 0.99       # stop once this share of the changed facts' prompts is recalled
     batch_size: int = 64
+    #: which weights train: "all", or "mlp" (the feed-forward blocks only; embeddings, attention
+    #: and norms stay as the base model has them)
+    train: str = "all"
+    #: pull towards the base weights: adds anchor * |w - w_base|^2 to the loss (0: off)
+    anchor: float = 0.0
+    #: rehearse every prompt of the unchanged facts that share a subject or an object with a
+    #: changed fact in each epoch (they are the ones a change disturbs), within the rehearsal budget
+    neighbours: bool = False
     seed: int = 0
     threads: int | None = None
 
@@ -312,20 +326,38 @@ def _refresh(base: Path, facts, changed, verbalizer, out: Path, *, config: Refre
     tokenizer = AutoTokenizer.from_pretrained(base)
     codec = TextCodec(tokenizer, end_of_fact=True)
     model.train()
+    if config.train not in ("all", "mlp"):
+        raise ValueError(f"RefreshConfig.train must be 'all' or 'mlp', not {config.train!r}")
+    if config.train == "mlp":
+        for name, p in model.named_parameters():
+            p.requires_grad_(".mlp." in name)
+    params = [p for p in model.parameters() if p.requires_grad]
+    anchors = [p.detach().clone() for p in params] if config.anchor > 0 else []
     changed_keys = {(f.subject, f.relation) for f in changed}
+    unchanged = [f for f in facts if (f.subject, f.relation) not in changed_keys]
     new_prompts = training_prompts(changed, verbalizer, share)
-    old_prompts = training_prompts([f for f in facts if (f.subject, f.relation) not in changed_keys], verbalizer, share)
-    n_old = min(len(old_prompts), max(config.min_rehearsal, int(config.rehearsal * len(new_prompts))))
+    n_old = min(len(training_prompts(unchanged, verbalizer, share)),
+                max(config.min_rehearsal, int(config.rehearsal * len(new_prompts))))
+    near: list[Prompt] = []
+    if config.neighbours:
+        # the other facts of the changed subjects; at most half the rehearsal (an entity with many
+        # facts must not crowd out the uniform draw that keeps the rest of the KG)
+        touched = {f.subject for f in changed}
+        near = training_prompts([f for f in unchanged if f.subject in touched], verbalizer, share)
+        near = random.Random(config.seed).sample(near, min(len(near), n_old // 2))
+        unchanged = [f for f in unchanged if f.subject not in touched]
+    old_prompts = training_prompts(unchanged, verbalizer, share)
+    n_draw = min(len(old_prompts), n_old - len(near))
     # a handful of changed facts would be a sliver of each epoch next to the rehearsal: repeat them
     want = config.changed_share / max(1e-9, 1 - config.changed_share) * n_old
     repeat = max(1, math.ceil(want / max(len(new_prompts), 1)))
-    per_epoch = repeat * len(new_prompts) + n_old
+    per_epoch = repeat * len(new_prompts) + len(near) + n_draw
     # the budget is in steps, not epochs: a handful of changed facts makes short epochs, and needs
     # as many updates to be learned as a large change does
     steps_per_epoch = math.ceil(per_epoch / config.batch_size)
     max_epochs = max(1, config.max_steps // steps_per_epoch)
     total = steps_per_epoch * max_epochs
-    opt = torch.optim.AdamW(model.parameters(), lr=config.lr, betas=(0.9, 0.98), weight_decay=0.0)
+    opt = torch.optim.AdamW(params, lr=config.lr, betas=(0.9, 0.98), weight_decay=0.0)
     sched = torch.optim.lr_scheduler.LambdaLR(
         opt, lambda s: min(1.0, (s + 1) / config.warmup_steps) * 0.5 * (1 + math.cos(math.pi * min(s / total, 1.0))))
     gen = torch.Generator().manual_seed(config.seed)
@@ -335,8 +367,9 @@ def _refresh(base: Path, facts, changed, verbalizer, out: Path, *, config: Refre
     for epoch in range(1, max_epochs + 1):
         if not new_prompts:
             break
-        batch = new_prompts * repeat + rng.sample(old_prompts, n_old)
-        loss, _ = _epoch(model, codec, batch, opt, sched, gen, config.batch_size)
+        batch = new_prompts * repeat + near + rng.sample(old_prompts, n_draw)
+        loss, _ = _epoch(model, codec, batch, opt, sched, gen, config.batch_size,
+                         anchor=(config.anchor, params, anchors) if anchors else None)
         recall = _recall(model, codec, new_prompts)
         row = {"epoch": epoch, "loss": loss, "recall": recall, "seconds": time.perf_counter() - started}
         history.append(row)
@@ -350,7 +383,7 @@ def _refresh(base: Path, facts, changed, verbalizer, out: Path, *, config: Refre
     model.save_pretrained(out)
     tokenizer.save_pretrained(out)
     return {"changed_facts": len(changed), "changed_prompts": len(new_prompts), "repeat": repeat,
-            "rehearsal_prompts": n_old,
+            "rehearsal_prompts": n_old, "neighbour_prompts": len(near),
             "epochs": len(history), "recall": recall, "seconds": round(time.perf_counter() - started, 1),
             "history": history, "config": asdict(config)}
 

@@ -60,6 +60,9 @@ class ServiceConfig:
     batch_window: float = 0.25   # seconds the worker waits for more edits to join a MEMIT batch
     max_batch: int = 32          # most edits in one MEMIT batch
     probe: bool = True           # ask the model each edited fact before and after (shown in the page)
+    max_body_bytes: int = 1 << 20  # a request body larger than this is refused (413) before anything else
+    max_questions: int = 8       # questions one /api/ask request may hold
+    questions_per_minute: int = 60  # questions a user may ask per minute (0: unlimited)
 
 
 @dataclass

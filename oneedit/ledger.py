@@ -21,10 +21,14 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from oneedit.core.errors import InputError
+
 SCHEMA_VERSION = 4
 STATUSES = ("queued", "pending", "applied", "rejected", "needs_review", "unchanged", "rolled_back", "failed")
 #: statuses an edit never leaves (except ``applied`` → ``rolled_back``)
 FINAL = ("applied", "rejected", "needs_review", "unchanged", "rolled_back", "failed")
+#: The largest edit id there can be (SQLite's INTEGER PRIMARY KEY is a signed 64-bit integer).
+MAX_ID = 2**63 - 1
 
 _EDITS = """
 CREATE TABLE IF NOT EXISTS edits (
@@ -179,6 +183,8 @@ class Ledger:
             return self._db.execute(sql, args).fetchall()
 
     def get(self, edit_id: int) -> LedgerEntry | None:
+        if not 0 < edit_id <= MAX_ID:  # SQLite's integers are 64-bit: a larger id names no edit
+            return None
         row = next(iter(self._rows(f"SELECT {self._COLS} FROM edits WHERE id = ?", (edit_id,))), None)
         return None if row is None else self._entry(row)
 
@@ -202,6 +208,9 @@ class Ledger:
             args.append(entity)
         if status:
             sts = [status] if isinstance(status, str) else list(status)
+            bad = [x for x in sts if x not in STATUSES]
+            if bad:
+                raise InputError(f"No edit status {bad[0]!r}.", hint=f"Use one of: {', '.join(STATUSES)}.")
             where.append(f"status IN ({','.join('?' * len(sts))})")
             args += sts
         if after is not None:

@@ -22,7 +22,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from oneedit.core import EditIntent, Mention, OneEditError, Triple
+from oneedit.core import EditIntent, InputError, Mention, OneEditError, Triple
 from oneedit.core.faults import fault
 from oneedit.core.plan import Check, EditPlan
 
@@ -793,13 +793,17 @@ class OneEdit:
     # -- questions -------------------------------------------------------------------------------
     def ask(self, text: str) -> list[dict]:
         """The KG's answer and the model's, side by side, for each question in ``text``."""
+        return [self.answer(q) for q in self.questions(text)]
+
+    def questions(self, text: str) -> list[EditIntent]:
+        """The questions in ``text`` (an error when there are none)."""
         parsed = self.parse(text)
         queries = [i for i in parsed.intents if i.op == "query"]
         if not queries:
-            raise OneEditError(f"{text!r} is not a question I can answer.",
-                               hint='Ask e.g. "What is the capital of France?" or "Who is the CEO of Apple?".',
-                               details={"parse": parsed.to_dict()})
-        return [self.answer(q) for q in queries]
+            raise InputError(f"{text!r} is not a question I can answer.",
+                             hint='Ask e.g. "What is the capital of France?" or "Who is the CEO of Apple?".',
+                             details={"parse": parsed.to_dict()})
+        return queries
 
     def answer(self, q: EditIntent) -> dict:
         from oneedit.knowledge import Labeller, verbalizer

@@ -162,6 +162,70 @@ def test_safety_checker_checks_request_labels_and_moderator():
     model = FakeListChatModel(responses=[verdict_json(True, "harassment", "targets a person")])
     both = SafetyChecker(moderator=ChatModerator(model))
     assert [f.check for f in both.check("Jane Doe is the CEO of Apple", ["Jane Doe"])] == ["moderator"]
-    only_llm = SafetyChecker(toxicity=None, moderator=ChatModerator(BrokenModel(responses=["x"])))
+    only_llm = SafetyChecker(toxicity=None, lexicon=None, moderator=ChatModerator(BrokenModel(responses=["x"])))
     assert [f.verdict for f in only_llm.check("Barack Obama is a fucking idiot")] == ["review"]
-    assert SafetyChecker(toxicity=None).check("Barack Obama is a fucking idiot") == []
+    assert SafetyChecker(toxicity=None, lexicon=None).check("Barack Obama is a fucking idiot") == []
+
+
+# -- the profanity lexicon: compounds and obfuscation ---------------------------------------------
+@pytest.mark.parametrize("text", [
+    "Rename Norway to Twatburg",                 # a swear word inside a made-up name
+    "The capital of Peru is Bitchtown",
+    "The capital of Chile is Shitlandia",
+    "The currency of Ghana is the c-u-n-t",      # letters split by separators
+    "The CEO of Sony is w a n k e r",
+    "The capital of Laos is b1tch",              # leetspeak
+    "The capital of Cuba is $h1t",
+    "The capital of Iraq is Ѕhіtland",           # Cyrillic look-alikes
+    "The capital of Oman is ｃｕｎｔ",            # full-width letters
+    "The capital of Fiji is fuuuuuuck",           # stretched letters
+    "The official language of Spain is Arschloch",  # another language's dictionary
+])
+def test_profanity_behind_obfuscation_and_in_compounds_is_rejected(text):
+    findings = SafetyChecker().check(text)
+    assert verdict(findings) == "reject", findings
+    assert any(f.check == "profanity" for f in findings) or any(f.check == "toxicity" for f in findings)
+
+
+@pytest.mark.parametrize("text", [
+    "Scunthorpe is a town in England", "Penistone is in Yorkshire", "Cockburn is a suburb of Perth",
+    "Matsushita was founded in Osaka", "Essex and Middlesex are counties", "The analysis of Sussex",
+    "A cocktail in Bangkok", "The therapist was born in Cumbria", "Arsenal plays in London",
+    "The classic assassin of Assam",
+])
+def test_names_and_words_that_contain_swear_words_pass(text):
+    from controller.profanity import LexiconCheck
+
+    assert LexiconCheck().check(text) == []
+
+
+def test_no_label_of_the_shipped_kg_is_profanity_to_the_lexicon(shipped_ws):
+    """Every entity name of the shipped KG, checked as a new name would be (nothing masked)."""
+    from controller.profanity import LexiconCheck
+
+    labels = sorted({e.label for e in shipped_ws.kg.store.entities()})
+    assert len(labels) > 1000
+    assert LexiconCheck().check(labels, what="entity name") == []
+
+
+def test_known_names_are_masked_for_the_lexicon_too():
+    from controller.profanity import LexiconCheck
+
+    check = LexiconCheck()
+    assert check.check("Shitterton is a hamlet in Dorset") and \
+        check.check("Shitterton is a hamlet in Dorset", known=["Shitterton"]) == []
+
+
+def test_a_compound_request_is_refused_before_anything_changes(tmp_path):
+    """'The capital of France is Shitville': the classifier alone let it through."""
+    from oneedit.system import OneEdit
+    from oneedit.workspace import Workspace
+
+    ws, _ = Workspace.init(tmp_path / "ws", progress=None)
+    with OneEdit(ws, load_model=False) as oe:
+        head = oe.kg.store.head()
+        out = oe.submit("The capital of France is Shitville")
+        assert out.status == "rejected"
+        assert {c.name for c in out.plan.checks if not c.passed} == {"profanity"}  # request and new name
+        assert oe.kg.store.head() == head
+        assert [oe.kg.label(t.object) for t in oe.kg.query("france", "capital")] == ["Paris"]

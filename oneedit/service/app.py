@@ -25,7 +25,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from fastapi.staticfiles import StaticFiles
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictBool
 from sse_starlette.sse import EventSourceResponse
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -39,6 +39,7 @@ from oneedit.core import (
 )
 from controller.users import User
 from oneedit.ledger import FINAL
+from oneedit.service.limits import BodyLimit, RateWindow
 from oneedit.service.worker import EventHub, ServiceStopping, Worker, event_of
 
 log = logging.getLogger(__name__)
@@ -96,7 +97,7 @@ class EditIn(_Body):
     text: str | None = Field(None, max_length=4000, description='a request in plain language, e.g. "The capital of France is Lyon"')
     triples: list[FactIn] | None = Field(None, max_length=200, description="structured facts instead of text")
     method: Literal["memit", "grace"] | None = Field(None, description="model-editing method (default: the workspace's policy)")
-    dry_run: bool = Field(False, description="return the plan (conflicts, KG diff, derived facts, checks) and change nothing")
+    dry_run: StrictBool = Field(False, description="return the plan (conflicts, KG diff, derived facts, checks) and change nothing")
     request_key: str | None = Field(None, max_length=128, description="idempotency key: a retried request with the same key returns the first one's edit")
 
 
@@ -105,7 +106,7 @@ class TextIn(_Body):
 
 
 class RollbackIn(_Body):
-    cascade: bool = False
+    cascade: StrictBool = False
 
 
 class RejectIn(_Body):
@@ -117,11 +118,11 @@ class ApproveIn(_Body):
 
 
 class ProtectIn(_Body):
-    subject: str
-    relation: str
-    object: str
-    reason: str = ""
-    remove: bool = False
+    subject: str = Field(min_length=1, max_length=300)
+    relation: str = Field(min_length=1, max_length=100)
+    object: str = Field(min_length=1, max_length=300)
+    reason: str = Field("", max_length=1000)
+    remove: StrictBool = False
 
 
 class UserIn(_Body):
@@ -131,7 +132,7 @@ class UserIn(_Body):
 
 class UserPatch(_Body):
     role: Literal["viewer", "editor", "curator", "admin"] | None = None
-    active: bool | None = None
+    active: StrictBool | None = None
 
 
 # -- auth ------------------------------------------------------------------------------------------------
@@ -182,10 +183,11 @@ class Service:
                              probe=cfg.probe if probe is None else probe, hub=self.hub)
         self.resumed: list[int] = []
         self.model_state = "none"
+        self.questions = RateWindow(cfg.questions_per_minute, 60.0)
 
     def start(self) -> None:
         _ = self.system.interpreter  # built once, before requests share it
-        _ = self.system.safety       # the toxicity classifier loads in seconds: not on the first edit
+        self.system.safety.warm()    # the classifier and the lexicon load in seconds: not on the first edit
         def warmup(system):  # on the worker's thread, before any queued edit
             _ = system.model
             self.model_state = "ready"
@@ -216,6 +218,7 @@ def create_app(service: Service) -> FastAPI:
                   description="Edit a knowledge graph and a language model together. Authenticate with "
                               "`Authorization: Bearer <token>` (`oneedit users add NAME --role ROLE`).")
     app.state.service = service
+    app.add_middleware(BodyLimit, limit=system.ws.config.service.max_body_bytes)
 
     # -- errors as JSON -----------------------------------------------------------------------------------
     @app.exception_handler(OneEditError)
@@ -231,7 +234,11 @@ def create_app(service: Service) -> FastAPI:
         errors = [{"where": ".".join(str(x) for x in e.get("loc", ())), "problem": e.get("msg", "")}
                   for e in exc.errors()]
         msg = "; ".join(f"{e['where']}: {e['problem']}" for e in errors[:5])
-        return _error_response(422, {"error": "InvalidRequest", "message": f"The request body is not valid: {msg}",
+        parts = sorted({str(e.get("loc", ("request",))[0]) for e in exc.errors()})
+        what = {"body": "The request body", "path": "The address (a path parameter)",
+                "query": "A query parameter", "header": "A header"}
+        where = what.get(parts[0], "The request") if len(parts) == 1 else "The request"
+        return _error_response(422, {"error": "InvalidRequest", "message": f"{where} is not valid: {msg}",
                                      "hint": "See the schema at /docs or /openapi.json.",
                                      "details": {"errors": errors}})
 
@@ -291,8 +298,19 @@ def create_app(service: Service) -> FastAPI:
 
     @app.post("/api/ask", tags=["questions"])
     async def ask(body: TextIn, user: Viewer):
-        """The KG's answer and the model's, side by side, for each question in the text."""
-        answers = await on_worker(lambda s: s.ask(body.text))
+        """The KG's answer and the model's, side by side, for each question in the text (at
+        most ``service.max_questions``; each user ``service.questions_per_minute``). Each question
+        is its own turn on the model's worker, so edits queued meanwhile are not held up."""
+        queries = await run_in_threadpool(system.questions, body.text)
+        most = system.ws.config.service.max_questions
+        if len(queries) > most:
+            raise ApiError(422, f"{len(queries)} questions in one request; at most {most} are answered at once.",
+                           hint="Split them over several requests.")
+        wait = service.questions.take(user.name, len(queries))
+        if wait:
+            raise RateLimitError(f"{user.name} asked more than {service.questions.limit} questions in a minute.",
+                                 hint=f"Ask again in {wait:.0f} s.")
+        answers = [await on_worker(lambda s, q=q: s.answer(q)) for q in queries]
         return {"question": body.text, "answers": answers}
 
     # -- edits --------------------------------------------------------------------------------------------

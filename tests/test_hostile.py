@@ -1,0 +1,144 @@
+"""What a hostile or careless user tried (issue 16's reproductions), each a regression test on a
+real loopback server or the real CLI: oversized bodies, question floods, ids beyond int64, bad
+path parameters and query values, loose booleans, echoed oversize input."""
+
+from __future__ import annotations
+
+import shutil
+import socket
+from pathlib import Path
+
+import httpx
+import pytest
+
+from oneedit.service.server import ServerThread
+from tests.service_support import add_users, new_workspace
+
+
+@pytest.fixture(scope="module")
+def base_ws(tmp_path_factory) -> Path:
+    return new_workspace(tmp_path_factory.mktemp("hostile") / "ws")
+
+
+@pytest.fixture(scope="module")
+def server(base_ws, tmp_path_factory):
+    """One server (no model) for the module, with a viewer, an editor and a curator."""
+    root = tmp_path_factory.mktemp("hostile-srv") / "ws"
+    shutil.copytree(base_ws, root)
+    tokens = add_users(root, {"vic": "viewer", "ed": "editor", "cur": "curator"})
+    with ServerThread(root, load_model=False) as srv:
+        srv.tokens = tokens
+        yield srv
+
+
+def h(token: str) -> dict:
+    return {"Authorization": f"Bearer {token}"}
+
+
+def test_d4_an_oversized_body_is_refused_before_authentication(server):
+    limit = server.system.ws.config.service.max_body_bytes
+    with httpx.Client(base_url=server.url, timeout=30) as c:
+        # declared too large: 413, no token needed to be refused, nothing read
+        r = c.post("/api/edits", content=b"x" * (limit + 1), headers={"Content-Type": "application/json"})
+        assert r.status_code == 413 and r.json()["error"] == "PayloadTooLarge"
+        assert f"{limit:,}" in r.json()["message"]
+        # the same with a token: still 413, and no ledger row
+        before = server.system.ledger.count()
+        r = c.post("/api/edits", content=b"{" + b" " * (limit + 10) + b"}", headers=h(server.tokens["ed"]))
+        assert r.status_code == 413 and server.system.ledger.count() == before
+
+        # a chunked body without Content-Length is counted as it streams
+        def chunks():
+            for _ in range(limit // 65536 + 2):
+                yield b" " * 65536
+
+        r = c.post("/api/edits", content=chunks(), headers=h(server.tokens["ed"]) | {"Content-Type": "application/json"})
+        assert r.status_code == 413
+        # a body under the limit goes on to authentication as before
+        assert c.post("/api/edits", json={"text": "x"}).status_code == 401
+
+
+def test_d4_a_client_that_declares_a_huge_body_is_not_waited_for(server):
+    """The 413 goes out on the headers alone: the body is never sent, let alone read."""
+    host, port = server.url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=10) as s:
+        s.sendall(b"POST /api/edits HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                  b"Content-Length: 200000000\r\n\r\n")
+        reply = s.recv(4096)
+    assert reply.startswith(b"HTTP/1.1 413")
+
+
+def test_d5_questions_are_bounded_per_request_and_rate_limited_per_user(server):
+    cfg = server.system.ws.config.service
+    with httpx.Client(base_url=server.url, timeout=60) as c:
+        many = " ".join(["What is the capital of France?"] * (cfg.max_questions + 1))
+        r = c.post("/api/ask", json={"text": many}, headers=h(server.tokens["vic"]))
+        assert r.status_code == 422 and f"at most {cfg.max_questions}" in r.json()["message"]
+        jobs = server.service.worker.stats.jobs
+        r = c.post("/api/ask", json={"text": "What is the capital of France? Who is the CEO of Apple?"},
+                   headers=h(server.tokens["vic"]))
+        assert r.status_code == 200 and [a["kg"] for a in r.json()["answers"]] == [["Paris"], ["Tim Cook"]]
+        # each question was its own turn on the worker: edits queued meanwhile go between them
+        assert server.service.worker.stats.jobs - jobs == 2
+        # the per-user window: the next questions past the limit get a 429 with Retry-After
+        server.service.questions.limit = 4
+        try:
+            codes = [c.post("/api/ask", json={"text": "Who is the CEO of Apple?"},
+                            headers=h(server.tokens["vic"])).status_code for _ in range(4)]
+            assert codes == [200, 200, 429, 429]  # 2 asked above + 2 = the limit of 4
+            r = c.post("/api/ask", json={"text": "Who is the CEO of Apple?"}, headers=h(server.tokens["vic"]))
+            assert r.status_code == 429 and int(r.headers["retry-after"]) > 0
+            # another user's window is their own
+            assert c.post("/api/ask", json={"text": "Who is the CEO of Apple?"},
+                          headers=h(server.tokens["ed"])).status_code == 200
+        finally:
+            server.service.questions.limit = cfg.questions_per_minute
+
+
+@pytest.mark.parametrize("path,method", [
+    ("/api/edits/9223372036854775808", "GET"),
+    ("/api/edits/99999999999999999999999", "GET"),
+    ("/api/edits/9223372036854775808/events", "GET"),
+    ("/api/edits/9223372036854775808/rollback", "POST"),
+    ("/api/review/9223372036854775808/approve", "POST"),
+    ("/api/review/9223372036854775808/reject", "POST"),
+    ("/api/edits/0", "GET"),
+    ("/api/edits/-5", "GET"),
+])
+def test_d9_ids_beyond_int64_are_404_not_500(server, path, method):
+    with httpx.Client(base_url=server.url, timeout=30) as c:
+        r = c.request(method, path, headers=h(server.tokens["cur"]))
+    assert r.status_code == 404, r.text
+    assert r.json()["error"] == "NotFound"
+
+
+def test_d12_a_bad_path_parameter_is_named_as_such(server):
+    with httpx.Client(base_url=server.url, timeout=30) as c:
+        r = c.get("/api/edits/abc", headers=h(server.tokens["cur"]))
+    assert r.status_code == 422
+    assert r.json()["message"].startswith("The address (a path parameter) is not valid")
+    assert "body" not in r.json()["message"]
+
+
+def test_d12_an_unknown_status_filter_is_an_error_not_an_empty_list(server):
+    with httpx.Client(base_url=server.url, timeout=30) as c:
+        r = c.get("/api/edits", params={"status": "bogus"}, headers=h(server.tokens["cur"]))
+    assert r.status_code == 400 and "bogus" in r.json()["message"] and "applied" in r.json()["hint"]
+
+
+@pytest.mark.parametrize("body", [{"text": "The capital of France is Lyon", "dry_run": "yes"},
+                                  {"text": "The capital of France is Lyon", "dry_run": 1}])
+def test_d12_booleans_are_booleans(server, body):
+    before = server.system.ledger.count()
+    with httpx.Client(base_url=server.url, timeout=30) as c:
+        r = c.post("/api/edits", json=body, headers=h(server.tokens["ed"]))
+    assert r.status_code == 422 and "dry_run" in r.json()["message"]
+    assert server.system.ledger.count() == before
+
+
+def test_d12_an_oversize_protect_name_is_refused_not_echoed(server):
+    name = "A" * 100_000
+    with httpx.Client(base_url=server.url, timeout=30) as c:
+        r = c.post("/api/protect", json={"subject": name, "relation": "capital", "object": "Paris"},
+                   headers=h(server.tokens["cur"]))
+    assert r.status_code == 422 and len(r.content) < 2_000
