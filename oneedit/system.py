@@ -25,6 +25,7 @@ from pathlib import Path
 from oneedit.core import EditIntent, InputError, Mention, OneEditError, Triple
 from oneedit.core.faults import fault
 from oneedit.core.plan import Check, EditPlan
+from oneedit.core.safe_text import check_text
 
 EDIT_OPS = ("assert", "replace", "retract")
 KG_TAG = "edit #{id}: "
@@ -210,6 +211,7 @@ class OneEdit:
 
             raise PermissionDenied(f"{u.name} is a {u.role}; editing needs the editor role or higher.",
                                    hint="Ask an admin: `oneedit users set-role NAME editor`.")
+        check_text(text, "request", newlines=True)
         if intents is None:
             intents = self.edit_intents(text)
         self.users.check_rate(u.name, u.role, self.ledger.recent_count(u.name), self.rate_limit)
@@ -261,6 +263,8 @@ class OneEdit:
             for part in ("subject", "relation"):
                 if not str(t.get(part) or "").strip():
                     raise OneEditError(f"Fact {n} has no {part}.", details={"fact": dict(t)})
+            for part in ("subject", "relation", "object", "subject_type", "object_type"):
+                check_text(str(t.get(part) or ""), f"{part} of fact {n}")
             rel = self.kg.resolve_relation(str(t["relation"])).id
             subj = self._named(str(t["subject"]), "subject", op, t.get("subject_type"))
             obj = None
@@ -317,6 +321,7 @@ class OneEdit:
         method = method or self.ws.config.policy.method
         if method not in ("memit", "grace"):
             raise OneEditError(f"Unknown editing method {method!r}.", hint="Use memit or grace.")
+        check_text(text, "request", newlines=True)
         if triples:
             intents = self.intents_from_triples(triples)
             request = {"triples": [dict(t) for t in triples]}

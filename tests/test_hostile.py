@@ -142,3 +142,117 @@ def test_d12_an_oversize_protect_name_is_refused_not_echoed(server):
         r = c.post("/api/protect", json={"subject": name, "relation": "capital", "object": "Paris"},
                    headers=h(server.tokens["cur"]))
     assert r.status_code == 422 and len(r.content) < 2_000
+
+
+# -- D6: control, NUL and direction characters; ids ------------------------------------------------
+EVIL = "Por\u0000to\u001b[2J\u202eevil"
+
+
+def test_d6_control_characters_are_refused_on_the_structured_path_and_leave_nothing(server):
+    head = server.system.kg.store.head()
+    before = server.system.ledger.count()
+    with httpx.Client(base_url=server.url, timeout=30) as c:
+        r = c.post("/api/edits", json={"triples": [{"subject": "Portugal", "relation": "capital", "object": EVIL}]},
+                   headers=h(server.tokens["ed"]))
+        assert r.status_code == 400, r.text
+        msg = r.json()["message"]
+        assert "U+0000 (NUL)" in msg and "\x00" not in msg and "\x1b" not in msg
+        r = c.post("/api/edits", json={"text": f"The capital of Portugal is {EVIL}"}, headers=h(server.tokens["ed"]))
+        assert r.status_code == 400 and "cannot be stored" in r.json()["message"]
+    assert server.system.kg.store.head() == head and server.system.ledger.count() == before
+
+
+@pytest.mark.parametrize("rows,problem", [
+    ("../../etc/passwd,type,City\n../../etc/passwd,label,Evil\n", "not a valid entity id"),
+    ("lisbon,label,Lis\x00bon\n", "U+0000 (NUL)"),
+    ("lisbon,alias,Lis\u202ebon\n", "U+202E"),
+])
+def test_d6_kg_import_refuses_unsafe_ids_and_names(base_ws, tmp_path, rows, problem):
+    from typer.testing import CliRunner
+
+    from oneedit.cli import app
+
+    root = tmp_path / "ws"
+    shutil.copytree(base_ws, root)
+    f = tmp_path / "evil.csv"
+    f.write_text(rows, encoding="utf-8")
+    res = CliRunner().invoke(app, ["kg", "import", str(f), "--workspace", str(root), "--json"])
+    assert res.exit_code != 0 and problem in res.output, res.output
+    assert "Traceback" not in res.output and "\x00" not in res.output
+    from oneedit.workspace import Workspace
+
+    with Workspace.open(root) as ws:
+        assert ws.kg.store.entity("lisbon").label == "Lisbon"
+        assert not [t for t in ws.kg.store.triples("../../etc/passwd")]
+
+
+def test_d6_a_bulk_loaded_file_with_an_escaped_control_character_is_refused(tmp_path):
+    from controller.stores.embedded import EmbeddedStore
+    from oneedit.core import StoreError
+    import pyoxigraph as ox
+
+    store = EmbeddedStore(tmp_path / "kg")
+    try:
+        e, r = store.terms.e, store.terms.r
+        f = tmp_path / "x.nt"
+        f.write_text(f'<{e}x> <{r}capital> <{e}y> .\n<{e}x> <{store.terms.META_TO_IRI["label"]}> "a\\u0000b" .\n',
+                     encoding="utf-8")
+        with pytest.raises(StoreError, match="line 2: a control"):
+            store.load_rdf_file(f, ox.RdfFormat.N_TRIPLES, "t", "load")
+        f.write_text(f"<{e}../x> <{r}capital> <{e}y> .\n", encoding="utf-8")
+        with pytest.raises(StoreError, match="line 1"):
+            store.load_rdf_file(f, ox.RdfFormat.N_TRIPLES, "t", "load")
+        assert len(list(store.triples())) == 0
+    finally:
+        store.close()
+
+
+# -- D3, D10: export -------------------------------------------------------------------------------------
+def _cli(*args):
+    from typer.testing import CliRunner
+
+    from oneedit.cli import app
+
+    return CliRunner().invoke(app, [str(a) for a in args])
+
+
+def test_d3_export_never_writes_into_the_workspace_or_over_a_file(base_ws, tmp_path):
+    root = tmp_path / "ws"
+    shutil.copytree(base_ws, root)
+    ledger = (root / "ledger.sqlite").read_bytes()
+    res = _cli("kg", "export", "--format", "csv", "--out", root / "ledger.sqlite", "--workspace", root, "--json")
+    assert res.exit_code == 1 and "inside the workspace" in res.output
+    assert (root / "ledger.sqlite").read_bytes() == ledger
+    assert _cli("history", "--workspace", root, "--json").exit_code == 0  # the workspace still works
+
+    mine = tmp_path / "notes.csv"
+    mine.write_text("my own notes\n")
+    res = _cli("kg", "export", "--format", "csv", "--out", mine, "--workspace", root, "--json")
+    assert res.exit_code == 1 and "--force" in res.output and mine.read_text() == "my own notes\n"
+    res = _cli("kg", "export", "--format", "csv", "--out", mine, "--force", "--workspace", root, "--json")
+    assert res.exit_code == 0 and mine.read_text().startswith("subject,relation,object")
+    assert not list(tmp_path.glob(".notes.csv.*"))  # no temporary file left beside it
+
+
+@pytest.mark.parametrize("where,message", [("folder", "is a folder"), ("missing/kg.ttl", "does not exist")])
+def test_d10_export_to_a_folder_or_a_missing_folder_is_a_message(base_ws, tmp_path, where, message):
+    (tmp_path / "folder").mkdir()
+    res = _cli("kg", "export", "--out", tmp_path / where, "--workspace", base_ws, "--json")
+    assert res.exit_code == 1 and message in res.output and "Traceback" not in res.output
+
+
+def test_d10_a_full_disk_leaves_no_partial_export(base_ws, tmp_path):
+    """/dev/full answers every write with ENOSPC: the message says so and nothing is left."""
+    from oneedit.core import OneEditError
+    from oneedit.core.files import output_file
+
+    if not Path("/dev/full").exists():
+        pytest.skip("no /dev/full on this system")
+    target = tmp_path / "kg.ttl"
+    with pytest.raises(OneEditError, match="disk is full"):
+        with output_file(target) as tmp:
+            with open("/dev/full", "wb") as full, open(tmp, "wb") as out:
+                out.write(b"partial")
+                full.write(b"x" * 65536)
+                full.flush()
+    assert not target.exists() and list(tmp_path.iterdir()) == []

@@ -18,6 +18,7 @@ from contextlib import contextmanager
 from typing import ClassVar
 
 from oneedit.core.faults import fault
+from oneedit.core.safe_text import check_triple
 from oneedit.core import (
     Diff,
     Entity,
@@ -188,6 +189,8 @@ class KGStore(ABC):
         """Write an exact diff as a new revision. Returns ``None`` when the diff is empty."""
         if not diff:
             return None
+        for t in diff.added:  # every write passes here: requests, structured facts, imports, kg add
+            check_triple(t)
         with self._write_lock:
             changes = [("+", t) for t in diff.added] + [("-", t) for t in diff.removed]
             rev_id = self.log.begin(author, message, changes)

@@ -205,9 +205,17 @@ class EmbeddedStore(KGStore):
             raise StoreError(f"Bulk loading reads N-Triples only, not {fmt}; use `oneedit kg import`.")
         data = Path(path).read_bytes()
         preds = b"|".join(re.escape(f"<{iri}>".encode()) for iri in self.terms.META_TO_IRI.values())
-        good = (rb"<" + re.escape(self.terms.e.encode()) + rb"[^>]*>[ \t]+(?:<" + re.escape(self.terms.r.encode())
-                + rb"[^>]*>|" + preds + rb")[ \t]")
+        # ids are safe slugs (oneedit.core.safe_text.ID), as every other write path checks
+        good = (rb"<" + re.escape(self.terms.e.encode()) + rb"[a-z0-9][a-z0-9_]*>[ \t]+(?:<" + re.escape(self.terms.r.encode())
+                + rb"[a-z0-9][a-z0-9_]*>|" + preds + rb")[ \t]")
         bad = re.search(rb"^(?![ \t]*(?:#|\r?$)|" + good + rb")", data, re.M)
+        # no control or direction-override characters in names, raw or escaped
+        unsafe = re.search(rb"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]|\xe2\x80[\x8e\x8f\xaa-\xae]|\xe2\x81[\xa6-\xa9]"
+                           rb"|\\u(?:00[01][0-9a-fA-F]|007[fF]|200[eEfF]|202[a-eA-E]|206[6-9])", data)
+        if unsafe and (bad is None or unsafe.start() < bad.start()):
+            line = data.count(b"\n", 0, unsafe.start()) + 1
+            raise StoreError(f"{path}, line {line}: a control or text-direction character, which cannot be stored.",
+                             hint="Nothing was loaded. Remove it and load again.")
         if bad:
             line = data.count(b"\n", 0, bad.start()) + 1
             text = data[bad.start():data.find(b"\n", bad.start())].decode(errors="replace")[:200]

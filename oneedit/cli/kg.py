@@ -263,8 +263,12 @@ def import_(file: Annotated[Path, typer.Argument(help="A .ttl, .nt, .csv or .jso
 @handle_errors
 def export(format: Annotated[str, typer.Option("--format", "-f", help="ttl, nt, csv or jsonl.")] = "ttl",
            out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Output file (default: stdout).")] = None,
+           force: Annotated[bool, typer.Option("--force", help="Replace --out if it exists.")] = False,
            workspace: WorkspaceOpt = None, as_json: JsonOpt = False) -> None:
-    """Export the whole KG (entities and facts)."""
+    """Export the whole KG (entities and facts). The file is written whole or not at all, never
+    inside the workspace, and never over an existing file without --force."""
+    from oneedit.core.files import output_file
+
     with _open(workspace) as ws:
         if out is None:
             if as_json:
@@ -273,7 +277,8 @@ def export(format: Annotated[str, typer.Option("--format", "-f", help="ttl, nt, 
                 raise OneEditError("--json needs --out: the export itself goes to stdout otherwise.")
             ws.kg.export(sys.stdout.buffer, format)
             return
-        n = ws.kg.export(out, format)
+        with output_file(out, workspace=ws.root, force=force) as tmp:
+            n = ws.kg.export(tmp, format)
     if as_json:
         print_json({"file": str(out), "format": format, "triples": n})
     else:
