@@ -620,12 +620,24 @@ class OneEdit:
             raise PermissionDenied(f"Edit #{edit_id} is {entry.author}'s; {u.name} ({u.role}) can roll back "
                                    "only their own edits. Curators and admins can roll back anyone's.")
         deps = self.dependents(edit_id)
+        # an editor sees, and may roll back, only their own edits: others' are counted, not named
+        sees_all = can_review(u.role)
+        mine = [d for d in deps if sees_all or self.ledger.get(d).author == u.name]
+        others = len(deps) - len(mine)
+        named = ", ".join(f"#{d}" for d in mine) + (" and " if mine and others else "") + \
+            (f"{others} edit(s) by other users" if others else "")
         if deps and not cascade:
             raise DependentEdits(
-                f"Edit #{edit_id} cannot be rolled back alone: later edits build on it: "
-                + ", ".join(f"#{d}" for d in deps) + ".",
-                hint=f"Roll them back first, or `oneedit rollback {edit_id} --cascade` to roll back all of them.",
-                details={"edit": edit_id, "dependents": deps})
+                f"Edit #{edit_id} cannot be rolled back alone: later edits build on it: {named}.",
+                hint=f"Roll them back first, or `oneedit rollback {edit_id} --cascade` to roll back all of them."
+                     if not others else "A curator can roll back the other users' edits (with --cascade).",
+                details={"edit": edit_id, "dependents": mine, "others": others})
+        if others:
+            from oneedit.core import PermissionDenied
+
+            raise PermissionDenied(f"Rolling back edit #{edit_id} with --cascade would roll back {others} edit(s) "
+                                   f"by other users; {u.name} ({u.role}) can roll back only their own.",
+                                   hint="Ask a curator to roll it back.", details={"edit": edit_id, "others": others})
         done = []
         for d in reversed(deps):
             done.append(self._rollback_one(d, u.name))

@@ -256,3 +256,42 @@ def test_d10_a_full_disk_leaves_no_partial_export(base_ws, tmp_path):
                 full.write(b"x" * 65536)
                 full.flush()
     assert not target.exists() and list(tmp_path.iterdir()) == []
+
+
+# -- D1: a cascade reaches only what the caller may roll back --------------------------------------------
+def _wait(c, token, edit_id, timeout=60.0):
+    import time
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        row = c.get(f"/api/edits/{edit_id}", headers=h(token)).json()
+        if row["status"] not in ("queued", "pending"):
+            return row
+        time.sleep(0.05)
+    raise AssertionError(f"edit #{edit_id} not decided")
+
+
+def test_d1_an_editors_cascade_cannot_roll_back_a_curators_edit(server):
+    ed, cur = server.tokens["ed"], server.tokens["cur"]
+    with httpx.Client(base_url=server.url, timeout=60) as c:
+        mine = c.post("/api/edits", json={"text": "The capital of Italy is Milan"}, headers=h(ed)).json()["id"]
+        assert _wait(c, ed, mine)["status"] == "applied"
+        theirs = c.post("/api/edits", json={"text": "The capital of Italy is Naples"}, headers=h(cur)).json()["id"]
+        assert _wait(c, cur, theirs)["status"] == "applied"
+        trust = server.system.users.get("cur").trust
+
+        r = c.post(f"/api/edits/{mine}/rollback", json={}, headers=h(ed))
+        assert r.status_code == 409
+        body = r.json()
+        assert f"#{theirs}" not in body["message"] and "1 edit(s) by other users" in body["message"]
+        assert body["details"]["dependents"] == [] and body["details"]["others"] == 1
+
+        r = c.post(f"/api/edits/{mine}/rollback", json={"cascade": True}, headers=h(ed))
+        assert r.status_code == 403 and "other users" in r.json()["message"]
+        assert c.get(f"/api/edits/{theirs}", headers=h(cur)).json()["status"] == "applied"
+        assert c.get(f"/api/edits/{mine}", headers=h(ed)).json()["status"] == "applied"
+        assert server.system.users.get("cur").trust == trust
+
+        # a curator may: both go, newest first
+        r = c.post(f"/api/edits/{mine}/rollback", json={"cascade": True}, headers=h(cur))
+        assert r.status_code == 200 and r.json()["rolled_back"] == [theirs, mine]
