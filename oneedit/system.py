@@ -889,10 +889,14 @@ class OneEdit:
     # -- batch import ----------------------------------------------------------------------------
     def import_file(self, path: str | Path, fmt: str | None = None, *, user: str | None = None,
                     method: str | None = None, batch_size: int = 64,
-                    progress: Callable[[int, int], None] | None = None) -> dict:
+                    progress: Callable[[int, int], None] | None = None, all_or_nothing: bool = False) -> dict:
         """Apply every request of a batch file. Each line is its own ledger edit and KG revision,
         checked in file order; the model is edited once per ``batch_size`` accepted lines (one MEMIT
-        batch). Lines applied by an earlier run of the same file are skipped."""
+        batch). Lines an earlier run of the same file (same content) applied are skipped.
+
+        ``all_or_nothing``: every line is first read and planned against the KG as it is; if any
+        cannot be read, is refused or fails, nothing is applied (:class:`ImportFormatError` lists
+        them). Otherwise the summary's ``problems`` lists the lines that were not applied."""
         from controller.users import can_edit
 
         u = self.actor(user)
@@ -903,6 +907,9 @@ class OneEdit:
         method = method or self.ws.config.policy.import_method
         path = Path(path)
         results = self.interpreter.parse_file(path, fmt, lenient=True)
+        digest = _file_digest(path)
+        if all_or_nothing:
+            self._preflight(path, results, u)
         done_keys = self.ledger.keys("applied")
         summary = {"file": str(path), "lines": len(results), "applied": 0, "rejected": 0, "needs_review": 0,
                    "failed": 0, "unchanged": 0, "skipped": 0, "model_batches": 0, "repaired": 0, "drifted": 0,
@@ -911,7 +918,7 @@ class OneEdit:
         started = time.perf_counter()
         for n, res in enumerate(results, 1):
             line = res.source.line if res.source else n
-            key = _request_key(path, line, res.text)
+            key = _request_key(digest, line, res.text)
             if key in done_keys:
                 summary["skipped"] += 1
             else:
@@ -926,6 +933,31 @@ class OneEdit:
             summary["repaired"] += len(flushed["repaired"])
         summary["seconds"] = round(time.perf_counter() - started, 2)
         return summary
+
+    def _preflight(self, path: Path, results, u) -> None:
+        """Read and plan every line against the KG as it is; raise listing those that would not apply."""
+        from oneedit.core import ImportFormatError
+
+        problems = []
+        for n, res in enumerate(results, 1):
+            line = res.source.line if res.source else n
+            intents = [i for i in res.intents if i.op in EDIT_OPS]
+            if not intents:
+                problems.append(f"line {line}: {'; '.join(res.notes) or 'no edit in this line'}")
+                continue
+            try:
+                plan = self.plan(intents, user=u, text=res.text)
+            except OneEditError as exc:
+                problems.append(f"line {line}: {exc.message}")
+                continue
+            if plan.decision == "reject":
+                problems.append(f"line {line}: refused: {'; '.join(plan.reasons)}")
+        if problems:
+            raise ImportFormatError(f"{path.name}: {len(problems)} of {len(results)} line(s) would not apply, so "
+                                    "nothing was applied (--all-or-nothing):\n  " + "\n  ".join(problems[:20])
+                                    + ("\n  ..." if len(problems) > 20 else ""),
+                                    hint="Fix those lines and import again.",
+                                    details={"file": str(path), "problems": problems})
 
     def _import_line(self, res, key: str, u, method: str, batch: list, summary: dict, line: int) -> None:
         intents = [i for i in res.intents if i.op in EDIT_OPS]
@@ -1023,8 +1055,18 @@ def _short(text: str, n: int = 80) -> str:
     return text if len(text) <= n else text[: n - 1] + "…"
 
 
-def _request_key(path: Path, line: int, text: str) -> str:
-    return hashlib.sha256(f"{path.name}\0{line}\0{' '.join(text.split())}".encode()).hexdigest()[:32]
+def _file_digest(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _request_key(digest: str, line: int, text: str) -> str:
+    """An import line's key: the file's content, the line and its text (not the file's name: two
+    files of one name are two files, and a file edited since is another)."""
+    return hashlib.sha256(f"{digest}\0{line}\0{' '.join(text.split())}".encode()).hexdigest()[:32]
 
 
 def _entities(plan: EditPlan) -> set[str]:

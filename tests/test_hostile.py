@@ -295,3 +295,48 @@ def test_d1_an_editors_cascade_cannot_roll_back_a_curators_edit(server):
         # a curator may: both go, newest first
         r = c.post(f"/api/edits/{mine}/rollback", json={"cascade": True}, headers=h(cur))
         assert r.status_code == 200 and r.json()["rolled_back"] == [theirs, mine]
+
+
+# -- D8, D11: import ---------------------------------------------------------------------------------------
+def test_d8_import_keys_lines_by_file_content_not_file_name(base_ws, tmp_path):
+    import json
+
+    root = tmp_path / "ws"
+    shutil.copytree(base_ws, root)
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    (tmp_path / "a" / "x.txt").write_text("The capital of Spain is Barcelona\n")
+    res = _cli("import", tmp_path / "a" / "x.txt", "--workspace", root, "--json")
+    assert res.exit_code == 0 and json.loads(res.output)["applied"] == 1
+    assert _cli("edit", "The capital of Spain is Madrid", "--yes", "--workspace", root, "--json").exit_code == 0
+    # another file of the same name and line: applied, not skipped as "done"
+    (tmp_path / "b" / "x.txt").write_text("The capital of Spain is Barcelona\nThe capital of Peru is Cusco\n")
+    out = json.loads(_cli("import", tmp_path / "b" / "x.txt", "--workspace", root, "--json").output)
+    assert (out["applied"], out["skipped"]) == (2, 0)
+    # the same file again: its lines are done
+    out = json.loads(_cli("import", tmp_path / "b" / "x.txt", "--workspace", root, "--json").output)
+    assert (out["applied"], out["skipped"]) == (0, 2)
+
+
+def test_d11_an_import_with_failed_lines_exits_non_zero_and_all_or_nothing_applies_none(base_ws, tmp_path):
+    import json
+
+    from oneedit.workspace import Workspace
+
+    root = tmp_path / "ws"
+    shutil.copytree(base_ws, root)
+    f = tmp_path / "mixed.txt"
+    f.write_text("The capital of Peru is Cusco\nthis line means nothing at all\n"
+                 "The capital of Spain is Olaf Scholz\n")
+    with Workspace.open(root) as ws:
+        head, rows = ws.kg.store.head(), ws.ledger.count()
+    res = _cli("import", f, "--all-or-nothing", "--workspace", root, "--json")
+    assert res.exit_code == 1, res.output
+    err = json.loads(res.output)
+    assert "nothing was applied" in err["message"] and "line 2" in err["message"] and "line 3" in err["message"]
+    with Workspace.open(root) as ws:
+        assert (ws.kg.store.head(), ws.ledger.count()) == (head, rows)
+        assert ws.kg.store.objects("peru", "capital") == ["lima"]
+    res = _cli("import", f, "--workspace", root, "--json")
+    out = json.loads(res.output)
+    assert res.exit_code == 3 and (out["applied"], out["failed"], out["rejected"]) == (1, 1, 1)

@@ -155,7 +155,7 @@ def test_import_summary_and_rerun(copy_ws, tmp_path):
         "The capital of Spain is Olaf Scholz",     # a person is not a city: rejected
         "this line means nothing at all",          # not an edit: failed
     ]) + "\n", encoding="utf-8")
-    first = cli_json(copy_ws, "import", f, "--method", "grace")
+    first = cli_json(copy_ws, "import", f, "--method", "grace", code=3)  # some lines not applied
     assert (first["lines"], first["applied"], first["rejected"], first["failed"], first["skipped"],
             first["unchanged"], first["needs_review"], first["model_batches"]) == (4, 2, 1, 1, 0, 0, 0, 1)
     problems = {p["line"]: p for p in first["problems"]}
@@ -164,7 +164,7 @@ def test_import_summary_and_rerun(copy_ws, tmp_path):
     assert capital_of_germany(copy_ws)["kg"] == ["Hamburg"]
     assert cli_json(copy_ws, "ask", "What is the capital of Italy?")["answers"][0]["kg"] == ["Palermo"]
 
-    second = cli_json(copy_ws, "import", f, "--method", "grace")
+    second = cli_json(copy_ws, "import", f, "--method", "grace", code=3)
     assert (second["skipped"], second["applied"], second["model_batches"]) == (2, 0, 0)
     assert (second["rejected"], second["failed"]) == (1, 1)  # refused lines are checked again
     rows = cli_json(copy_ws, "history")

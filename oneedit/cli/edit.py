@@ -296,27 +296,36 @@ def import_command(
     fmt: Annotated[Optional[str], typer.Option("--format", help="When the extension does not say.")] = None,
     method: MethodOpt = None,
     batch_size: Annotated[int, typer.Option("--batch-size", min=1, help="Lines per model edit (one MEMIT batch).")] = 64,
+    all_or_nothing: Annotated[bool, typer.Option("--all-or-nothing", help="Apply nothing if any line cannot be "
+                                                 "read or would be refused.")] = False,
     user: UserOpt = None,
     workspace: WorkspaceOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Apply a batch file: each line checked and applied in order, the model edited in batches;
-    lines applied by an earlier run of the same file are skipped."""
+    lines applied by an earlier run of the same file are skipped.
+
+    Exit status: 0 when every line was applied, unchanged, skipped or sent for review; 3 when any
+    line failed or was refused (the others were applied; --all-or-nothing applies none then)."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     _check_method(method)
     with system(workspace, as_json, user) as (oe, step):
         if as_json:
-            summary = oe.import_file(file, fmt, method=method, batch_size=batch_size)
+            summary = oe.import_file(file, fmt, method=method, batch_size=batch_size, all_or_nothing=all_or_nothing)
         else:
             step.stop()
             with Progress(TextColumn("[bold]Importing"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                           console=console()) as bar:
                 task = bar.add_task("import", total=None)
                 summary = oe.import_file(file, fmt, method=method, batch_size=batch_size,
+                                         all_or_nothing=all_or_nothing,
                                          progress=lambda n, total: bar.update(task, completed=n, total=total))
+    failed = summary["failed"] + summary["rejected"]
     if as_json:
         print_json(summary)
+        if failed:
+            raise typer.Exit(REFUSED_EXIT)
         return
     from rich.table import Table
 
@@ -328,6 +337,10 @@ def import_command(
     c.print(t)
     for p in summary["problems"][:20]:
         c.print(f"  line {p['line']}: [red]{p['status']}[/] {p['reason']}")
+    if failed:
+        c.print(f"[red]{failed} line(s) not applied[/] (see above); the other lines were. "
+                "With --all-or-nothing, a file applies whole or not at all.")
+        raise typer.Exit(REFUSED_EXIT)
 
 
 review_app = typer.Typer(help="The review queue: edits waiting for a curator.", no_args_is_help=True)
