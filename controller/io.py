@@ -18,6 +18,7 @@ import pyoxigraph as ox
 from rdflib import RDF, RDFS, SKOS
 
 from oneedit.core import ImportFormatError, Triple
+from oneedit.core.files import input_file, read_utf8
 from oneedit.core.records import csv_rows, jsonl_objects, line_error, detect_format as _detect_format
 from controller.stores.embedded import TermMap
 
@@ -46,13 +47,11 @@ def detect_format(path: str | Path, explicit: str | None = None) -> str:
 
 
 def read_rows(path: str | Path, fmt: str | None = None, *, terms: TermMap | None = None) -> list[Row]:
-    path = Path(path)
-    if not path.is_file():
-        raise ImportFormatError(f"File not found: {path}")
+    path = input_file(path)
     fmt = detect_format(path, fmt)
     if fmt in ("ttl", "nt"):
         return _read_rdf(path, fmt, terms or TermMap())
-    text = path.read_text(encoding="utf-8")
+    text = read_utf8(path, _HINT)
     return _read_csv(path, text) if fmt == "csv" else _read_jsonl(path, text)
 
 

@@ -262,7 +262,15 @@ class EditableModel:
         mf = self.state_dir / "edits.json"
         if not mf.is_file():
             return
-        data = json.loads(mf.read_text(encoding="utf-8"))
+        try:
+            data = json.loads(mf.read_text(encoding="utf-8"))
+            if not isinstance(data, dict):
+                raise ValueError("not a JSON object")
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise OneEditError(f"{mf} is not a readable edit manifest ({exc}).",
+                               hint="Restore it from a backup, or move the model's edit folder aside to start "
+                                    "the model without its edits (`oneedit model consolidate` rebuilds them "
+                                    "from the KG for the default model).") from None
         if data.get("fingerprint") and data["fingerprint"] != self.loaded.fingerprint:
             raise OneEditError(
                 f"The saved edits in {self.state_dir} were made to a different model "

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from oneedit.core import ImportFormatError, SourceLine
+from oneedit.core.files import input_file
 from oneedit.core.records import csv_rows, jsonl_objects, line_error, detect_format as _detect_format
 
 FORMATS = ("csv", "jsonl", "ttl", "nt", "txt")
@@ -56,9 +57,7 @@ def _fail(path: Path, line: int, problem: str) -> ImportFormatError:
 
 def read_requests(path: str | Path, fmt: str | None = None, *, namespace: str = "urn:oneedit:") -> list[Request]:
     """Every request of a batch file, in order. Raises ``ImportFormatError`` naming the line."""
-    path = Path(path)
-    if not path.is_file():
-        raise ImportFormatError(f"File not found: {path}")
+    path = input_file(path)
     fmt = detect_format(path, fmt)
     size = path.stat().st_size
     if size > MAX_FILE_BYTES:

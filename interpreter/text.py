@@ -78,6 +78,8 @@ def check_input(text: object, *, max_chars: int = MAX_CHARS, what: str = "The re
         cat = unicodedata.category(ch)
         if ch == "\ufffd" or cat in ("Cc", "Cs", "Co", "Cn"):
             kind = ("a NUL byte (binary data?)" if ch == "\x00" else
+                    f"the byte 0x{ord(ch) - 0xDC00:02X}, which is not valid UTF-8 (is the input in another "
+                    "encoding?)" if 0xDC80 <= ord(ch) <= 0xDCFF else
                     "a replacement character (text decoded from binary or the wrong encoding?)"
                     if ch == "\ufffd" else f"the control character U+{ord(ch):04X}")
             raise InputError(f"{what} contains {kind} at position {i}.",

@@ -102,6 +102,12 @@ class WorkspaceConfig:
         except FileNotFoundError:
             raise WorkspaceError(f"No OneEdit workspace at {root}.",
                                  hint="Create one with `oneedit init` (or set ONEEDIT_HOME / --workspace).") from None
+        except NotADirectoryError:
+            raise WorkspaceError(f"{root} is a file, not a workspace folder.",
+                                 hint="Point --workspace (or ONEEDIT_HOME) at the folder `oneedit init` made.") from None
+        except (PermissionError, UnicodeDecodeError) as exc:
+            raise WorkspaceError(f"Cannot read {path}: {exc}.",
+                                 hint="Check the workspace's permissions and that the file is text.") from None
         except yaml.YAMLError as exc:
             raise WorkspaceError(f"{path} is not valid YAML: {exc}",
                                  hint="Fix the file by hand or move the workspace aside and run `oneedit init`.") from None

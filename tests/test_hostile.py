@@ -340,3 +340,78 @@ def test_d11_an_import_with_failed_lines_exits_non_zero_and_all_or_nothing_appli
     res = _cli("import", f, "--workspace", root, "--json")
     out = json.loads(res.output)
     assert res.exit_code == 3 and (out["applied"], out["failed"], out["rejected"]) == (1, 1, 1)
+
+
+# -- D10, D12: messages, not tracebacks ----------------------------------------------------------------
+@pytest.mark.parametrize("victim", ["ledger.sqlite", "kg/revisions.sqlite"])
+def test_d10_a_corrupt_database_is_named_not_a_traceback(base_ws, tmp_path, victim):
+    import json
+
+    root = tmp_path / "ws"
+    shutil.copytree(base_ws, root)
+    (root / victim).write_bytes(b"this is not a database" * 100)
+    res = _cli("history", "--workspace", root, "--json")
+    assert res.exit_code == 1 and "Traceback" not in res.output
+    err = json.loads(res.output)
+    assert victim.split("/")[-1] in err["message"] and "not a readable SQLite database" in err["message"]
+
+
+def test_d10_a_corrupt_edit_manifest_is_named(tmp_path):
+    from oneedit.core import OneEditError
+    from tests.tiny_models import editable
+
+    state = tmp_path / "edits"
+    state.mkdir()
+    (state / "edits.json").write_text("{not json")
+    with pytest.raises(OneEditError, match="edits.json is not a readable edit manifest"):
+        editable("gpt2", state_dir=state)
+
+
+def test_d10_workspace_pointing_at_a_file_and_import_of_odd_paths(base_ws, tmp_path):
+    import json
+    import os
+
+    f = tmp_path / "afile"
+    f.write_text("x")
+    res = _cli("history", "--workspace", f, "--json")
+    assert res.exit_code == 1 and "is a file, not a workspace folder" in json.loads(res.output)["message"]
+    root = tmp_path / "ws"
+    shutil.copytree(base_ws, root)
+    (tmp_path / "adir").mkdir()
+    os.symlink(tmp_path / "loop", tmp_path / "loop")
+    (tmp_path / "latin1.csv").write_bytes("lisbon,label,Lisb\u00e3o\n".encode("latin-1"))
+    for args, message in ((("import", tmp_path / "adir"), "is a folder, not a file"),
+                          (("import", tmp_path / "loop"), "points back to itself"),
+                          (("kg", "import", tmp_path / "loop"), "points back to itself"),
+                          (("kg", "import", tmp_path / "latin1.csv"), "line 1: not valid UTF-8 (byte 0xE3)")):
+        res = _cli(*args, "--workspace", root, "--json")
+        assert res.exit_code == 1 and message in json.loads(res.output)["message"], res.output
+
+
+def test_d12_bad_utf8_on_stdin_is_named_as_such(base_ws, tmp_path):
+    import subprocess
+    import sys
+
+    root = tmp_path / "ws"
+    shutil.copytree(base_ws, root)
+    out = subprocess.run([sys.executable, "-m", "oneedit", "chat", "--workspace", str(root), "--json"],
+                         input=b"The capital of France is Lyo\xffn\n", capture_output=True, timeout=120)
+    assert b"Traceback" not in out.stderr
+    event = __import__("json").loads(out.stdout.decode().splitlines()[0])["events"][0]
+    assert "0xFF, which is not valid UTF-8" in event["message"]
+
+
+def test_environment_errors_become_messages(tmp_path):
+    import sqlite3
+
+    from oneedit.cli.output import environment_error
+
+    db = tmp_path / "x.sqlite"
+    sqlite3.connect(db).execute("CREATE TABLE t (a)").connection.commit()
+    ro = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+    with pytest.raises(sqlite3.OperationalError) as exc:
+        ro.execute("INSERT INTO t VALUES (1)")
+    assert "read-only" in environment_error(exc.value).message
+    with pytest.raises(OSError) as exc:
+        open("/dev/full", "wb").write(b"x" * 65536) if Path("/dev/full").exists() else open("/nonexistent/x")
+    assert "Traceback" not in environment_error(exc.value).message

@@ -21,7 +21,6 @@ line protocol: one request per stdin line in, one ``{"input": ..., "events": [..
 
 from __future__ import annotations
 
-import json
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import replace
@@ -31,7 +30,7 @@ import typer
 
 from oneedit.cli.edit import MethodOpt, UserOpt, _check_method, render_answers, render_outcome, render_plan, system
 from oneedit.cli.options import JsonOpt, WorkspaceOpt
-from oneedit.cli.output import Steps, console
+from oneedit.cli.output import Steps, console, json_text
 
 EDIT_OPS = ("assert", "replace", "retract")
 MAX_CHOICES = 8  # ambiguous names resolved in one turn before giving up
@@ -398,7 +397,7 @@ def _json_loop(workspace, user, method, yes: bool) -> None:
             for ev in events:
                 if ev["type"] == "outcome" and ev["outcome"]["status"] == "cancelled" and not yes:
                     ev["outcome"]["hint"] = "The plan has conflicts; run the chat with --yes to apply such edits."
-            sys.stdout.write(json.dumps({"input": line, "events": events}, ensure_ascii=False, default=str) + "\n")
+            sys.stdout.write(json_text({"input": line, "events": events}, indent=None) + "\n")
             sys.stdout.flush()
 
 

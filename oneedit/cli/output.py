@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import functools
 import json
+import re
+import sqlite3
 import sys
 from collections.abc import Callable
 from typing import Any
@@ -20,8 +22,17 @@ def err_console() -> Console:
     return Console(stderr=True)
 
 
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def json_text(data: Any, *, indent: int | None = 2) -> str:
+    """``data`` as JSON text that is valid UTF-8: bytes that came in undecodable (read with
+    ``surrogateescape``, e.g. a bad line on stdin) are shown as U+FFFD, not written back raw."""
+    return _SURROGATE.sub("\ufffd", json.dumps(data, indent=indent, ensure_ascii=False, default=str))
+
+
 def print_json(data: Any) -> None:
-    sys.stdout.write(json.dumps(data, indent=2, ensure_ascii=False, default=str) + "\n")
+    sys.stdout.write(json_text(data) + "\n")
 
 
 def handle_errors(fn: Callable) -> Callable:
@@ -32,18 +43,47 @@ def handle_errors(fn: Callable) -> Callable:
         from oneedit.core import OneEditError
 
         try:
-            return fn(*args, **kwargs)
+            try:
+                return fn(*args, **kwargs)
+            except (sqlite3.OperationalError, OSError) as exc:
+                raise environment_error(exc) from None
         except OneEditError as exc:
+            from rich.markup import escape
+
             if kwargs.get("as_json"):
                 print_json(exc.to_dict())
             else:
                 c = err_console()
-                c.print(f"[bold red]Error:[/] {exc.message}", highlight=False, markup=True)
+                c.print(f"[bold red]Error:[/] {escape(exc.message)}", highlight=False, markup=True)
                 if exc.hint:
-                    c.print(f"[yellow]Hint:[/] {exc.hint}", highlight=False)
+                    c.print(f"[yellow]Hint:[/] {escape(exc.hint)}", highlight=False)
             raise typer.Exit(exc.exit_code) from None
 
     return wrapper
+
+
+def environment_error(exc: Exception):
+    """A :class:`OneEditError` for what the machine refused (read-only files, a full disk, a
+    locked database), instead of a traceback."""
+    import errno
+
+    from oneedit.core import OneEditError
+
+    text = str(exc)
+    if isinstance(exc, sqlite3.OperationalError):
+        if "readonly" in text or "read-only" in text:
+            return OneEditError("The workspace is read-only: its database cannot be written.",
+                                hint="Run as a user who may write the workspace folder, or copy it somewhere writable.")
+        if "locked" in text:
+            return OneEditError("The workspace's database is busy (locked by another process).",
+                                hint="Try again in a moment; stop the other OneEdit process if it persists.")
+        return OneEditError(f"The workspace's database failed: {text}.", hint="Check the workspace folder.")
+    where = f" ({exc.filename})" if getattr(exc, "filename", None) else ""
+    why = {errno.EACCES: "permission denied", errno.EPERM: "permission denied", errno.EROFS: "the file system is read-only",
+           errno.ENOSPC: "the disk is full", errno.EDQUOT: "the disk quota is used up"}.get(
+               getattr(exc, "errno", None), getattr(exc, "strerror", None) or text)
+    return OneEditError(f"The system refused{where}: {why}.",
+                        hint="Check the path, its permissions and the free disk space, then run it again.")
 
 
 class Steps:

@@ -52,3 +52,42 @@ def _os_error(exc: OSError, path: Path) -> OneEditError:
            errno.EPERM: "permission denied"}.get(exc.errno, exc.strerror or str(exc))
     return OneEditError(f"Could not write {path}: {why}. Nothing was written.",
                         hint="Free some space or choose another place, and run it again.")
+
+
+def input_file(path: str | Path) -> Path:
+    """``path`` if it is a file that can be read; else an :class:`ImportFormatError` saying what it is."""
+    from oneedit.core.errors import ImportFormatError
+
+    path = Path(path)
+    try:
+        path.stat()
+    except FileNotFoundError:
+        if path.is_symlink():
+            raise ImportFormatError(f"{path} is a symbolic link to {os.readlink(path)}, which does not exist.") from None
+        raise ImportFormatError(f"File not found: {path}") from None
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise ImportFormatError(f"{path} is a symbolic link that points back to itself (a loop).",
+                                    hint="Name the file itself.") from None
+        raise ImportFormatError(f"Cannot read {path}: {exc.strerror}.") from None
+    if path.is_dir():
+        raise ImportFormatError(f"{path} is a folder, not a file.", hint="Name a file in it.")
+    if not path.is_file():
+        raise ImportFormatError(f"{path} is not a regular file.", hint="Name a file.")
+    if not os.access(path, os.R_OK):
+        raise ImportFormatError(f"Cannot read {path}: permission denied.")
+    return path
+
+
+def read_utf8(path: Path, hint: str) -> str:
+    """The text of ``path``; an :class:`ImportFormatError` naming the line where it is not UTF-8."""
+    from oneedit.core.errors import ImportFormatError
+
+    data = path.read_bytes()
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = data[:exc.start].count(b"\n") + 1
+        raise ImportFormatError(f"{path.name}, line {line}: not valid UTF-8 (byte 0x{data[exc.start]:02X}).",
+                                hint="Save the file as UTF-8. " + hint,
+                                details={"file": str(path), "line": line, "problem": "not valid UTF-8"}) from None

@@ -15,6 +15,22 @@ import threading
 from pathlib import Path
 
 
+def connect(path: str | Path, *, timeout: float = 10.0) -> sqlite3.Connection:
+    """A connection to the SQLite file ``path``, checked to be one: a file that is not a database
+    (overwritten, truncated, corrupt) is a :class:`WorkspaceError` naming it, not a traceback later."""
+    from oneedit.core.errors import WorkspaceError
+
+    path = Path(path)
+    try:
+        db = sqlite3.connect(path, check_same_thread=False, isolation_level=None, timeout=timeout)
+        db.execute("PRAGMA schema_version").fetchone()
+        return db
+    except sqlite3.DatabaseError as exc:
+        raise WorkspaceError(f"{path} is not a readable SQLite database ({exc}).",
+                             hint="Restore it from a backup; or move the workspace aside and run `oneedit init` "
+                                  "(the KG can be re-imported from an export).") from None
+
+
 class Rows(list):
     """A statement's rows, fetched, with the cursor's ``rowcount`` and ``lastrowid``."""
 
@@ -31,7 +47,7 @@ class Rows(list):
 class LockedConnection:
     def __init__(self, path: str | Path, *, timeout: float = 10.0):
         self.lock = threading.RLock()
-        self._db = sqlite3.connect(Path(path), check_same_thread=False, isolation_level=None, timeout=timeout)
+        self._db = connect(path, timeout=timeout)
 
     def execute(self, sql: str, args=()) -> Rows:
         with self.lock:
