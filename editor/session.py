@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import os
+import tempfile
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -87,6 +88,20 @@ class EditableModel:
         self.persist = True  # False: edits stay in memory (evaluation runs)
         if self.state_dir:
             self._load_state()
+
+    def check_writable(self) -> None:
+        """Raise :class:`OneEditError` unless an edit can be saved in ``state_dir`` (checked before
+        the KG is changed, so a model that cannot be written never leaves a half-made edit)."""
+        if not self.state_dir or not self.persist:
+            return
+        try:
+            self.state_dir.mkdir(parents=True, exist_ok=True)
+            with tempfile.NamedTemporaryFile(dir=self.state_dir, prefix=".write-check-"):
+                pass
+        except OSError as exc:
+            raise OneEditError(f"The model's edit folder {self.state_dir} cannot be written "
+                               f"({exc.strerror or exc}); nothing was changed.",
+                               hint="Make the folder writable (and check the free disk space), then try again.") from None
 
     @property
     def grace(self):

@@ -193,6 +193,11 @@ class Ledger:
             return int(self._rows("SELECT COUNT(*) FROM edits WHERE status = ?", (status,))[0][0])
         return int(self._rows("SELECT COUNT(*) FROM edits")[0][0])
 
+    def interrupted(self) -> bool:
+        """Whether a crash left work to recover: an edit in flight, or a rollback half done."""
+        return bool(self._rows("SELECT 1 FROM edits WHERE status = 'pending' OR "
+                               "(status = 'applied' AND record LIKE '%\"rollback_journal\"%') LIMIT 1"))
+
     def counts(self) -> dict[str, int]:
         """Rows per status."""
         return {s: int(n) for s, n in self._rows("SELECT status, COUNT(*) FROM edits GROUP BY status")}

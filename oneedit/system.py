@@ -18,7 +18,8 @@ from __future__ import annotations
 
 import hashlib
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -223,6 +224,8 @@ class OneEdit:
             return Outcome(None, "cancelled", plan, text, seconds=time.perf_counter() - started, author=u.name)
         record = {"plan": plan.to_dict(), "method": method or self.ws.config.policy.method}
         status = {"apply": "pending", "reject": "rejected", "needs_review": "needs_review"}[plan.decision]
+        if status == "pending":
+            self._check_model_writable()  # before anything is written: no row, no revision
         edit_id = self.ledger.create(u.name, text, record, status, request_key=request_key,
                                      entities=_entities(plan))
         fault("ledger")
@@ -392,6 +395,7 @@ class OneEdit:
         return summary
 
     def _stage(self, edit_id: int, text: str, plan: EditPlan, author: str, record: dict, batch: list) -> None:
+        self._check_model_writable()
         head = self.kg.store.head()
         record["journal"] = {"stage": "kg", "head": head, "model_id": f"b{batch[0][0] if batch else edit_id}"}
         self.ledger.update(edit_id, record=record)
@@ -407,11 +411,13 @@ class OneEdit:
         head = self.kg.store.head()
         record["journal"] = {"stage": "kg", "head": head}
         self.ledger.update(edit_id, record=record)
-        rev = self.kg.store.commit(plan.diff, author, KG_TAG.format(id=edit_id) + _short(text))
-        fault("kg")
-        record["journal"] = {"stage": "model", "head": head, "kg_revision": rev.id if rev else None}
-        self.ledger.update(edit_id, kg_revision=rev.id if rev else None, record=record)
-        model = self._model_edit(f"e{edit_id}", plan.model_facts, method, probe=probe)
+        with self.compensating([edit_id]):
+            self._check_model_writable()
+            rev = self.kg.store.commit(plan.diff, author, KG_TAG.format(id=edit_id) + _short(text))
+            fault("kg")
+            record["journal"] = {"stage": "model", "head": head, "kg_revision": rev.id if rev else None}
+            self.ledger.update(edit_id, kg_revision=rev.id if rev else None, record=record)
+            model = self._model_edit(f"e{edit_id}", plan.model_facts, method, probe=probe)
         fault("model")
         record.pop("journal", None)
         if model is not None:
@@ -419,6 +425,37 @@ class OneEdit:
         self.ledger.update(edit_id, status="applied", record=record)
         fault("applied")
         return model
+
+    def _check_model_writable(self) -> None:
+        if self.has_model():
+            self.model.check_writable()
+
+    @contextmanager
+    def compensating(self, edit_ids: Sequence[int]) -> Iterator[None]:
+        """Run a step of the edits ``edit_ids`` (pending, journaled); on any error undo them as crash
+        recovery would — the KG revisions reverted, the model edits discarded, the rows ``failed``
+        with the error — and raise a :class:`OneEditError` saying so."""
+        try:
+            yield
+        except BaseException as exc:
+            if not isinstance(exc, Exception):
+                raise  # KeyboardInterrupt, SystemExit: the journal undoes it on the next start
+            self.abort(edit_ids, exc)
+            ids = ", ".join(f"#{i}" for i in edit_ids)
+            what = exc.message if isinstance(exc, OneEditError) else f"{type(exc).__name__}: {exc}"
+            raise OneEditError(f"Edit {ids} failed ({what}); the KG and the model were put back as they were.",
+                               hint=(exc.hint if isinstance(exc, OneEditError) and exc.hint else
+                                     "Check the workspace (permissions, free disk space) and try again."),
+                               details={"edits": list(edit_ids)}) from exc
+
+    def abort(self, edit_ids: Sequence[int], exc: BaseException) -> None:
+        """Undo the pending edits ``edit_ids`` after ``exc`` (recovery's path) and mark them failed."""
+        for edit_id in edit_ids:
+            entry = self.ledger.get(edit_id)
+            if entry is not None and entry.status == "pending":
+                rec = entry.record | {"attempts": 99, "error": {"error": f"{type(exc).__name__}: {exc}"}}
+                self.ledger.update(edit_id, record=rec)
+        self.recover()
 
     def _model_edit(self, model_id: str, facts: Sequence[Triple], method: str, *, probe: bool = True,
                     flush: bool = True) -> dict | None:
@@ -558,6 +595,7 @@ class OneEdit:
             self.ledger.update(edit_id, status="rejected", record=record)
             return Outcome(edit_id, "rejected", plan, entry.text, seconds=time.perf_counter() - started,
                            author=entry.author)
+        self._check_model_writable()  # the edit stays waiting for review if the model cannot take it
         self.ledger.update(edit_id, status="pending", record=record)
         model = self._apply(edit_id, entry.text, plan, entry.author, method or record.get("method", "memit"),
                             record=record)
@@ -1000,7 +1038,8 @@ class OneEdit:
             own[edit_id] = mine
             for t in mine:
                 facts[_fact_key(t)] = t
-        model = self._model_edit(model_id, list(facts.values()), method, probe=probe, flush=flush) if facts else None
+        with self.compensating(ids):
+            model = self._model_edit(model_id, list(facts.values()), method, probe=probe, flush=flush) if facts else None
         if model is not None:
             summary["model_batches"] += 1
             summary["repaired"] = summary.get("repaired", 0) + len(model.get("repaired", []))

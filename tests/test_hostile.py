@@ -415,3 +415,72 @@ def test_environment_errors_become_messages(tmp_path):
     with pytest.raises(OSError) as exc:
         open("/dev/full", "wb").write(b"x" * 65536) if Path("/dev/full").exists() else open("/nonexistent/x")
     assert "Traceback" not in environment_error(exc.value).message
+
+
+# -- D7: a model that cannot be written changes nothing ------------------------------------------------
+def test_d7_an_unwritable_model_folder_leaves_no_half_made_edit(copy_ws):
+    import json
+
+    from oneedit.system import OneEdit
+
+    with OneEdit.open(copy_ws) as oe:
+        state = oe.model.state_dir
+        head, rows = oe.kg.store.head(), oe.ledger.count()
+    shutil.rmtree(state, ignore_errors=True)
+    state.write_text("a file where the edit folder should be")  # unwritable even for root
+    res = _cli("edit", "The capital of Italy is Milan", "--yes", "--workspace", copy_ws, "--json")
+    assert res.exit_code == 1 and "Traceback" not in res.output, res.output
+    err = json.loads(res.output)
+    assert "cannot be written" in err["message"] and "nothing was changed" in err["message"]
+    with OneEdit.open(copy_ws, load_model=False) as oe:
+        assert (oe.kg.store.head(), oe.ledger.count()) == (head, rows)
+        assert oe.kg.store.objects("italy", "capital") == ["rome"]
+        assert oe.ledger.count("pending") == 0
+
+
+def test_d7_a_model_edit_that_fails_midway_is_undone_in_process(copy_ws, monkeypatch):
+    """The write check passes, then the model edit itself fails: the KG revision is reverted and the
+    row is failed with the error, in the same process (not at the next start)."""
+    from oneedit.core import OneEditError
+    from oneedit.system import OneEdit
+
+    with OneEdit.open(copy_ws) as oe:
+        head = oe.kg.store.head()
+
+        def broken(*args, **kwargs):
+            raise OSError(28, "No space left on device")
+
+        monkeypatch.setattr(oe, "_write_model", broken)
+        with pytest.raises(OneEditError, match="put back as they were") as exc:
+            oe.submit("The capital of Italy is Milan")
+        [edit_id] = exc.value.details["edits"]
+        assert oe.ledger.get(edit_id).status == "failed"
+        assert "No space left" in oe.ledger.get(edit_id).record["error"]["error"]
+        assert oe.kg.store.objects("italy", "capital") == ["rome"]
+        assert oe.kg.store.head() > head  # the revert is a revision of its own: history keeps both
+        assert oe.ledger.count("pending") == 0
+
+
+# -- D2: kg commands recover first ------------------------------------------------------------------------
+def test_d2_kg_commands_undo_an_interrupted_edit_before_they_read_or_write(base_ws, tmp_path):
+    import json
+
+    from tests.process_support import cli
+
+    root = tmp_path / "ws"
+    shutil.copytree(base_ws, root)
+    crashed = cli(root, "edit", "The capital of France is Lyon", "--yes", crash="kg")
+    assert crashed.returncode == -9  # killed with the KG changed and the edit pending
+    # the first kg command sees the KG as it was, not the half-applied edit
+    out = json.loads(cli(root, "kg", "query", "--subject", "France", "--relation", "capital").stdout)
+    assert [f["object"]["label"] for f in out["facts"]] == ["Paris"]
+    # building on it is building on Paris: a later recovery has nothing left to revert blindly
+    assert cli(root, "kg", "remove", "France", "capital", "Paris").returncode == 0
+    assert cli(root, "kg", "add", "France", "capital", "Marseille").returncode == 0
+    assert cli(root, "history").returncode == 0  # what would recover now, if anything were left
+    report = json.loads(cli(root, "kg", "validate").stdout)
+    assert report["ok"] is True, report
+    out = json.loads(cli(root, "kg", "query", "--subject", "France", "--relation", "capital").stdout)
+    assert [f["object"]["label"] for f in out["facts"]] == ["Marseille"]
+    rows = json.loads(cli(root, "history").stdout)
+    assert [r["status"] for r in rows] == ["failed"]

@@ -16,9 +16,25 @@ kg_app = typer.Typer(help="Inspect and change the knowledge graph; every change 
 
 
 def _open(workspace):
+    """The workspace, after recovery: an edit a crash left half-applied is undone before any
+    ``kg`` command reads or changes the KG (as every other command does on open)."""
     from oneedit.workspace import Workspace
 
-    return Workspace.open(workspace)
+    ws = Workspace.open(workspace)
+    try:
+        if ws.ledger.interrupted():
+            from oneedit.system import OneEdit
+
+            oe = OneEdit(ws)
+            try:
+                oe.recover()
+            finally:
+                oe.users.close()
+                oe.protected.close()
+    except BaseException:
+        ws.close()
+        raise
+    return ws
 
 
 def _rev_dict(rev) -> dict | None:

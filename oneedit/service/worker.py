@@ -300,13 +300,8 @@ class Worker:
         """An unexpected error: undo every in-flight edit (the crash recovery's path) and mark
         them failed with the error, so the KG and the model stay as they were."""
         sys_ = self.sys
-        for edit_id, *_ in items:
-            entry = sys_.ledger.get(edit_id)
-            if entry is not None and entry.status == "pending":
-                rec = entry.record | {"attempts": 99, "error": {"error": f"{type(exc).__name__}: {exc}"}}
-                sys_.ledger.update(edit_id, record=rec)
         try:
-            sys_.recover()
+            sys_.abort([edit_id for edit_id, *_ in items], exc)
         except Exception:
             log.exception("recovery after a worker error failed")
         for edit_id, *_ in items:
