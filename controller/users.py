@@ -24,7 +24,7 @@ import secrets
 import sqlite3
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field, fields
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from oneedit.core import (
@@ -41,6 +41,8 @@ from oneedit.core.sqlite import LockedConnection
 ROLES: tuple[str, ...] = ("viewer", "editor", "curator", "admin")
 OUTCOMES: tuple[str, ...] = ("accepted", "rejected", "rolled_back")
 TOKEN_PREFIX = "oe_"
+#: days an API token works after it is issued or rotated (``policy.token_days``; 0: forever)
+DEFAULT_TOKEN_DAYS = 90
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9._@-]{1,64}$")
 
 _DDL = """
@@ -240,9 +242,24 @@ class UserStore(_Db):
 
     _COLS = "name, role, trust, created, active"
 
-    def __init__(self, path: str | Path, trust: TrustPolicy = TrustPolicy()):
+    def __init__(self, path: str | Path, trust: TrustPolicy = TrustPolicy(), *, owner: str | None = None,
+                 token_days: float = DEFAULT_TOKEN_DAYS):
         super().__init__(path)
         self.trust = trust
+        #: the workspace's own user (who runs the CLI on its files): never deactivated or demoted
+        self.owner = owner
+        #: days a token works after it is issued (0: forever)
+        self.token_days = token_days
+        cols = {r[1] for r in self._db.execute("PRAGMA table_info(users)")}
+        if "token_expires" not in cols:  # ledgers before tokens expired: theirs run from now
+            with self._lock:
+                self._db.execute("ALTER TABLE users ADD COLUMN token_expires TEXT")
+                self._db.execute("UPDATE users SET token_expires = ?", (self._expiry(),))
+
+    def _expiry(self) -> str | None:
+        if not self.token_days:
+            return None
+        return (datetime.now(UTC) + timedelta(days=self.token_days)).isoformat(timespec="seconds")
 
     # -- reading -----------------------------------------------------------------------------
     @staticmethod
@@ -281,9 +298,9 @@ class UserStore(_Db):
         token = _new_token()
         try:
             with self._lock:
-                self._db.execute("INSERT INTO users (name, role, trust, created, active, token_hash) "
-                                 "VALUES (?, ?, ?, ?, 1, ?)",
-                                 (name, role, float(self.trust.initial), _now(), _hash(token)))
+                self._db.execute("INSERT INTO users (name, role, trust, created, active, token_hash, token_expires) "
+                                 "VALUES (?, ?, ?, ?, 1, ?, ?)",
+                                 (name, role, float(self.trust.initial), _now(), _hash(token), self._expiry()))
         except sqlite3.IntegrityError:
             existing = self.get(name)
             state = "" if existing.active else " (deactivated)"
@@ -309,6 +326,10 @@ class UserStore(_Db):
                    .fetchone()[0])
 
     def _keep_an_admin(self, user: User, action: str) -> None:
+        if user.name == self.owner:
+            raise UserError(f"Cannot {action} {user.name!r}: it is this workspace's own user (the CLI acts as it).",
+                            hint="Its access is the workspace's files; to hand the workspace over, set `user:` "
+                                 "in the workspace's config.yaml.", details={"user": user.name})
         if user.role == "admin" and user.active and self._active_admins() <= 1:
             raise UserError(f"Cannot {action} {user.name!r}: it is the only active admin.",
                             hint="Make another user admin first: `oneedit users set-role NAME admin`.",
@@ -346,8 +367,13 @@ class UserStore(_Db):
                 raise UserError(f"User {name!r} is deactivated; it gets no new token.",
                                 hint="Add a new user instead: `oneedit users add NAME --role ROLE`.",
                                 details={"user": name})
-            self._db.execute("UPDATE users SET token_hash = ? WHERE name = ?", (_hash(token), name))
+            self._db.execute("UPDATE users SET token_hash = ?, token_expires = ? WHERE name = ?",
+                             (_hash(token), self._expiry(), name))
         return token
+
+    def token_expires(self, name: str) -> str | None:
+        row = self._db.execute("SELECT token_expires FROM users WHERE name = ?", (name,)).fetchone()
+        return row[0] if row else None
 
     def authenticate(self, token: str) -> User | None:
         """The active user whose token this is, else None.
@@ -355,14 +381,27 @@ class UserStore(_Db):
         Every stored hash is compared with ``hmac.compare_digest`` (no early exit), so the time
         taken does not say which hash, or how much of one, matched.
         """
+        return self.check_token(token)[0]
+
+    def check_token(self, token: str) -> tuple[User | None, str]:
+        """``(user, "")`` for a good token, else ``(None, why)``: ``"unknown"``, ``"inactive"`` or
+        ``"expired"`` (compared in constant time, as :meth:`authenticate` says)."""
         if not isinstance(token, str) or not token.startswith(TOKEN_PREFIX):
-            return None
+            return None, "unknown"
         digest = _hash(token)
         found = None
-        for name, stored, active in self._db.execute("SELECT name, token_hash, active FROM users"):
-            if hmac.compare_digest(stored, digest) and active:
-                found = name
-        return self.find(found) if found is not None else None
+        for name, stored, active, expires in self._db.execute(
+                "SELECT name, token_hash, active, token_expires FROM users"):
+            if hmac.compare_digest(stored, digest):
+                found = (name, active, expires)
+        if found is None:
+            return None, "unknown"
+        name, active, expires = found
+        if not active:
+            return None, "inactive"
+        if expires and datetime.fromisoformat(expires) <= datetime.now(UTC):
+            return None, "expired"
+        return self.find(name), ""
 
     # -- trust and limits --------------------------------------------------------------------
     def adjust_trust(self, name: str, outcome: str) -> float:

@@ -75,7 +75,7 @@ class OneEdit:
         pol = ws.config.policy
         self.trust = TrustPolicy.from_dict(pol.trust)
         self.rate_limit = RateLimit.from_dict(pol.rate_limit)
-        self.users = UserStore(ws.root / "ledger.sqlite", self.trust)
+        self.users = UserStore(ws.root / "ledger.sqlite", self.trust, owner=ws.config.user, token_days=pol.token_days)
         self.protected = ProtectedFacts(ws.root / "ledger.sqlite")
         self.users.ensure(ws.config.user, "admin")
         self.user = user or ws.config.user

@@ -484,3 +484,42 @@ def test_d2_kg_commands_undo_an_interrupted_edit_before_they_read_or_write(base_
     assert [f["object"]["label"] for f in out["facts"]] == ["Marseille"]
     rows = json.loads(cli(root, "history").stdout)
     assert [r["status"] for r in rows] == ["failed"]
+
+
+# -- D13: tokens expire and rotate; nobody locks the workspace's owner out -----------------------------
+def test_d13_tokens_expire_and_can_be_rotated(server):
+    from controller.users import UserStore
+
+    users = server.system.users
+    _, token = users.add("temp", "viewer")
+    with httpx.Client(base_url=server.url, timeout=30) as c:
+        me = c.get("/api/me", headers=h(token)).json()
+        assert me["token_expires"] > me["created"]  # issued with an expiry (policy.token_days)
+        # rotate before it expires: the new one works, the old one stops at once
+        new = c.post("/api/me/token", headers=h(token)).json()["token"]
+        assert c.get("/api/me", headers=h(token)).status_code == 401
+        assert c.get("/api/me", headers=h(new)).status_code == 200
+        # past its expiry: 401 that says so
+        with users._lock:
+            users._db.execute("UPDATE users SET token_expires = '2000-01-01T00:00:00+00:00' WHERE name = 'temp'")
+        r = c.get("/api/me", headers=h(new))
+        assert r.status_code == 401 and "expired" in r.json()["message"]
+    # a store opened on an older ledger (no expiry column) gives every token an expiry from now
+    assert UserStore(server.system.ws.root / "ledger.sqlite").token_expires("vic") is not None
+
+
+def test_d13_an_admin_cannot_lock_out_themselves_or_the_workspace_owner(server):
+    users = server.system.users
+    owner = server.system.ws.config.user
+    _, boss = users.add("boss", "admin")
+    with httpx.Client(base_url=server.url, timeout=30) as c:
+        r = c.patch(f"/api/users/{owner}", json={"active": False}, headers=h(boss))
+        assert r.status_code == 400 and "own user" in r.json()["message"]
+        r = c.patch(f"/api/users/{owner}", json={"role": "viewer"}, headers=h(boss))
+        assert r.status_code == 400
+        r = c.patch("/api/users/boss", json={"active": False}, headers=h(boss))
+        assert r.status_code == 409 and "yourself" in r.json()["message"]
+        assert c.get("/api/users", headers=h(boss)).status_code == 200
+    assert users.get(owner).active and users.get(owner).role == "admin"
+    # the CLI (acting as the owner) still manages users
+    assert _cli("users", "list", "--workspace", server.system.ws.root, "--json").exit_code == 0

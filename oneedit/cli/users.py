@@ -31,7 +31,8 @@ def _store(workspace):
     with Workspace.open(workspace) as ws:
         policy = getattr(ws.config, "policy", None)
         trust = TrustPolicy.from_dict(policy.trust) if policy is not None else TrustPolicy()
-        with UserStore(ws.root / "ledger.sqlite", trust) as store:
+        days = policy.token_days if policy is not None else 90.0
+        with UserStore(ws.root / "ledger.sqlite", trust, owner=ws.config.user, token_days=days) as store:
             actor = store.ensure(ws.config.user, "admin")
             require_role(actor, "admin", "manage users")
             yield store

@@ -144,7 +144,11 @@ def current_user(request: Request, creds: Annotated[HTTPAuthorizationCredentials
     if creds is None or not creds.credentials:
         raise ApiError(401, "No API token: send `Authorization: Bearer <token>`.",
                        hint="An admin creates one with `oneedit users add NAME --role ROLE`.")
-    user = request.app.state.service.system.users.authenticate(creds.credentials)
+    user, why = request.app.state.service.system.users.check_token(creds.credentials)
+    if why == "expired":
+        raise ApiError(401, "The API token has expired.",
+                       hint="Ask an admin for a new one (`oneedit users token NAME`); rotate yours before it "
+                            "expires with POST /api/me/token.")
     if user is None:
         raise ApiError(401, "The API token is not valid (wrong, revoked or its user deactivated).",
                        hint="Ask an admin for a new one: `oneedit users token NAME`.")
@@ -270,7 +274,14 @@ def create_app(service: Service) -> FastAPI:
     @app.get("/api/me", tags=["users"])
     def me(user: Viewer):
         return user.to_dict() | {"can_edit": can_edit(user.role), "can_review": can_review(user.role),
-                                 "can_admin": can_admin(user.role)}
+                                 "can_admin": can_admin(user.role),
+                                 "token_expires": system.users.token_expires(user.name)}
+
+    @app.post("/api/me/token", tags=["users"])
+    def me_token(user: Viewer):
+        """A new token for yourself (the one you called with stops working at once), shown this once."""
+        token = system.users.rotate_token(user.name)
+        return {"name": user.name, "token": token, "token_expires": system.users.token_expires(user.name)}
 
     @app.get("/api/stats", tags=["service"])
     def stats(user: Viewer):
@@ -534,6 +545,9 @@ def create_app(service: Service) -> FastAPI:
     def users_patch(name: str, body: UserPatch, user: Admin):
         if system.users.find(name) is None:
             raise ApiError(404, f"No user named {name!r}.")
+        if name == user.name and (body.active is False or (body.role is not None and body.role != "admin")):
+            raise ApiError(409, "You cannot deactivate yourself or give up your own admin role.",
+                           hint="Another admin can, if it must be done.")
         if body.role is not None:
             system.users.set_role(name, body.role)
         if body.active is False:
