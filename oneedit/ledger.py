@@ -90,7 +90,9 @@ class Ledger:
         self._db.execute("PRAGMA busy_timeout=10000")
         self._migrate()
         self._db.executescript(_DDL)
-        self._db.execute("INSERT OR REPLACE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
+        have = self._db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+        if not have or have[0] != str(SCHEMA_VERSION):  # opening to read writes nothing
+            self._db.execute("INSERT OR REPLACE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
 
     def _migrate(self) -> None:
         """Older ledgers lack statuses (v1: ``failed``; v2: ``queued``, ``unchanged``) or the request
