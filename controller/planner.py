@@ -97,6 +97,7 @@ class Planner:
 
     # -- entry point ---------------------------------------------------------------------------
     def plan(self, intents: Sequence[EditIntent], *, role: str = "admin") -> EditPlan:
+        base = self.store.head()  # what the plan is made against; the commit checks it still is
         want: dict[Triple, bool] = {}
         conflicts: list[Conflict] = []
         requested: list[tuple[str, Triple]] = []
@@ -113,7 +114,7 @@ class Planner:
         conflicts += self._protected(want, role)
         diff = self.store.exact_diff(want)
         plan = EditPlan(requested=requested, diff=diff, conflicts=_dedupe(conflicts),
-                        new_entities=list(new_entities.values()))
+                        new_entities=list(new_entities.values()), base_revision=base)
         plan.derived = self._derived(want, diff)
         plan.model_facts = self._model_facts(diff, plan.derived)
         plan.decide()

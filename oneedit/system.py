@@ -399,7 +399,8 @@ class OneEdit:
         head = self.kg.store.head()
         record["journal"] = {"stage": "kg", "head": head, "model_id": f"b{batch[0][0] if batch else edit_id}"}
         self.ledger.update(edit_id, record=record)
-        rev = self.kg.store.commit(plan.diff, author, KG_TAG.format(id=edit_id) + _short(text))
+        rev = self.kg.store.commit(plan.diff, author, KG_TAG.format(id=edit_id) + _short(text),
+                                        expect_head=plan.base_revision)
         fault("kg")
         record["journal"]["stage"] = "model"
         self.ledger.update(edit_id, kg_revision=rev.id if rev else None, record=record)
@@ -413,7 +414,8 @@ class OneEdit:
         self.ledger.update(edit_id, record=record)
         with self.compensating([edit_id]):
             self._check_model_writable()
-            rev = self.kg.store.commit(plan.diff, author, KG_TAG.format(id=edit_id) + _short(text))
+            rev = self.kg.store.commit(plan.diff, author, KG_TAG.format(id=edit_id) + _short(text),
+                                        expect_head=plan.base_revision)
             fault("kg")
             record["journal"] = {"stage": "model", "head": head, "kg_revision": rev.id if rev else None}
             self.ledger.update(edit_id, kg_revision=rev.id if rev else None, record=record)

@@ -523,3 +523,31 @@ def test_d13_an_admin_cannot_lock_out_themselves_or_the_workspace_owner(server):
     assert users.get(owner).active and users.get(owner).role == "admin"
     # the CLI (acting as the owner) still manages users
     assert _cli("users", "list", "--workspace", server.system.ws.root, "--json").exit_code == 0
+
+
+# -- one writer: a commit checks the head it was planned against ------------------------------------
+def test_a_commit_planned_against_an_older_head_writes_nothing(base_ws, tmp_path):
+    from oneedit.core import OneEditError, RevisionError
+    from oneedit.system import OneEdit
+
+    root = tmp_path / "ws"
+    shutil.copytree(base_ws, root)
+    with OneEdit.open(root, load_model=False) as oe:
+        plan = oe.plan(oe.edit_intents("The capital of Spain is Seville"))
+        oe.kg.add_fact("spain", "official_language", "english", author="someone-else")  # another writer
+        with pytest.raises(RevisionError, match="changed since this edit was planned"):
+            oe.kg.store.commit(plan.diff, "me", "stale", expect_head=plan.base_revision)
+        assert oe.kg.store.objects("spain", "capital") == ["madrid"]
+
+        # through the facade: the user confirms while another writer changes the KG
+        def confirm(plan):
+            oe.kg.add_fact("spain", "official_language", "french", author="someone-else")
+            return True
+
+        head = oe.kg.store.head()
+        with pytest.raises(OneEditError, match="changed since this edit was planned") as exc:
+            oe.submit("The capital of Spain is Seville", confirm=confirm)
+        [edit_id] = exc.value.details["edits"]
+        assert oe.ledger.get(edit_id).status == "failed"
+        assert oe.kg.store.objects("spain", "capital") == ["madrid"]
+        assert oe.kg.store.head() == head + 1  # only the other writer's revision

@@ -185,13 +185,21 @@ class KGStore(ABC):
                 removed.append(t)
         return Diff(tuple(added), tuple(removed))
 
-    def commit(self, diff: Diff, author: str, message: str) -> Revision | None:
-        """Write an exact diff as a new revision. Returns ``None`` when the diff is empty."""
+    def commit(self, diff: Diff, author: str, message: str, *, expect_head: int | None = None) -> Revision | None:
+        """Write an exact diff as a new revision. Returns ``None`` when the diff is empty.
+
+        ``expect_head``: the head revision the diff was planned against; if another writer moved
+        the head since, nothing is written and :class:`RevisionError` says so (plan again)."""
         if not diff:
             return None
         for t in diff.added:  # every write passes here: requests, structured facts, imports, kg add
             check_triple(t)
         with self._write_lock:
+            if expect_head is not None and (now := self.head()) != expect_head:
+                raise RevisionError(f"The KG changed since this edit was planned (revision r{expect_head}, now "
+                                    f"r{now}); nothing was written.",
+                                    hint="Send the request again: it is planned against the KG as it is now.",
+                                    details={"planned_at": expect_head, "head": now})
             changes = [("+", t) for t in diff.added] + [("-", t) for t in diff.removed]
             rev_id = self.log.begin(author, message, changes)
             try:

@@ -111,6 +111,7 @@ class EditPlan:
     decision: Decision = "apply"
     reasons: list[str] = field(default_factory=list)
     refused_by: str | None = None                 # the check or conflict kind that refused it
+    base_revision: int | None = None              # the KG head the plan was made against
 
     def decide(self) -> None:
         """Set ``decision`` from the conflicts and checks (reject > needs_review > apply/noop)."""
@@ -142,6 +143,7 @@ class EditPlan:
             "new_entities": [{"id": e.id, "type": e.type, "label": e.label} for e in self.new_entities],
             "model_facts": [triple_dict(t) for t in self.model_facts],
             "checks": [c.to_dict() for c in self.checks],
+            "base_revision": self.base_revision,
         }
 
     @classmethod
@@ -157,4 +159,4 @@ class EditPlan:
             new_entities=[Entity(e["id"], e["type"], e["label"]) for e in d.get("new_entities", [])],
             model_facts=[triple_of(t) for t in d.get("model_facts", [])],
             decision=d.get("decision", "apply"), reasons=list(d.get("reasons", [])),
-            refused_by=d.get("refused_by"))
+            refused_by=d.get("refused_by"), base_revision=d.get("base_revision"))
