@@ -109,6 +109,53 @@ def require_role(user: User, needed: str, action: str) -> None:
             details={"user": user.name, "role": user.role, "needed": needed, "action": action})
 
 
+#: What each action needs: the lowest role allowed (``rollback`` and ``see`` also allow the
+#: edit's own author, see :func:`may`). One table, used by the CLI, the service and the tools.
+PERMISSIONS: dict[str, tuple[str, str]] = {
+    "read": ("viewer", "read the KG and the ledger"),
+    "ask": ("viewer", "ask questions"),
+    "edit": ("editor", "editing"),
+    "import": ("editor", "importing"),
+    "rollback": ("curator", "rolling back other users' edits"),
+    "see": ("curator", "seeing other users' edits"),
+    "review": ("curator", "reviewing"),
+    "protect": ("curator", "protecting facts"),
+    "rollback_to": ("curator", "`rollback --to`"),
+    "manage_users": ("admin", "managing users"),
+}
+#: Permissions an edit's own author has on it whatever their role (an editor rolls back their own).
+OWN: dict[str, str] = {"rollback": "editor", "see": "viewer"}
+
+
+def may(user: User, permission: str, author: str | None = None) -> bool:
+    """Whether ``user`` may do ``permission`` (on an edit by ``author``, for ``rollback``/``see``)."""
+    needed, _ = PERMISSIONS[permission]
+    if not user.active:
+        return False
+    if author is not None and author == user.name and permission in OWN:
+        needed = OWN[permission]
+    return role_rank(user.role) >= role_rank(needed)
+
+
+def require(user: User, permission: str, author: str | None = None, *, what: str | None = None) -> None:
+    """Raise :class:`PermissionDenied` unless :func:`may`; ``what`` names the resource in the message."""
+    if may(user, permission, author):
+        return
+    needed, action = PERMISSIONS[permission]
+    if not user.active:
+        raise PermissionDenied(f"User {user.name!r} is deactivated; {action} needs an active user.",
+                               hint="Ask an admin to add a user for you (`oneedit users add NAME --role ROLE`).",
+                               details={"user": user.name, "permission": permission})
+    if permission in OWN and author is not None:
+        raise PermissionDenied(f"{what or 'It'} is {author}'s; {user.name} ({user.role}) may act only on their own. "
+                               f"{action[0].upper() + action[1:]} needs the {needed} role.",
+                               hint="Curators and admins can act on anyone's edits.",
+                               details={"user": user.name, "role": user.role, "permission": permission})
+    raise PermissionDenied(f"{user.name} is a {user.role}; {action} needs the {needed} role or higher.",
+                           hint=f"Ask an admin: `oneedit users set-role {user.name} {needed}`.",
+                           details={"user": user.name, "role": user.role, "needed": needed, "permission": permission})
+
+
 # -- records and policies --------------------------------------------------------------------
 
 @dataclass(frozen=True, slots=True)

@@ -27,6 +27,7 @@ from oneedit.core import EditIntent, InputError, Mention, OneEditError, Triple
 from oneedit.core.faults import fault
 from oneedit.core.plan import Check, EditPlan
 from oneedit.core.safe_text import check_text
+from controller.users import may, require
 
 EDIT_OPS = ("assert", "replace", "retract")
 KG_TAG = "edit #{id}: "
@@ -203,15 +204,9 @@ class OneEdit:
                method: str | None = None, confirm: Callable[[EditPlan], bool] | None = None,
                dry_run: bool = False, request_key: str | None = None, probe: bool = True) -> Outcome:
         """Interpret, check and (unless refused, declined or a dry run) apply one request."""
-        from controller.users import can_edit
-
         started = time.perf_counter()
         u = self.actor(user)
-        if not can_edit(u.role):
-            from oneedit.core import PermissionDenied
-
-            raise PermissionDenied(f"{u.name} is a {u.role}; editing needs the editor role or higher.",
-                                   hint="Ask an admin: `oneedit users set-role NAME editor`.")
+        require(u, "edit")
         check_text(text, "request", newlines=True)
         if intents is None:
             intents = self.edit_intents(text)
@@ -313,14 +308,9 @@ class OneEdit:
         row; the plan is made later by :meth:`take`, in arrival order, against the KG as the
         earlier requests left it."""
         from controller.planner import require_choices
-        from controller.users import can_edit
 
         u = self.actor(user)
-        if not can_edit(u.role):
-            from oneedit.core import PermissionDenied
-
-            raise PermissionDenied(f"{u.name} is a {u.role}; editing needs the editor role or higher.",
-                                   hint="Ask an admin: `oneedit users set-role NAME editor`.")
+        require(u, "edit")
         method = method or self.ws.config.policy.method
         if method not in ("memit", "grace"):
             raise OneEditError(f"Unknown editing method {method!r}.", hint="Use memit or grace.")
@@ -577,13 +567,8 @@ class OneEdit:
     def approve(self, edit_id: int, *, user: str | None = None, method: str | None = None) -> Outcome:
         """A curator approves an edit waiting for review: it is re-planned against today's KG (which
         may have changed since) and applied if nothing now refuses it."""
-        from controller.users import can_review
-
         u = self.actor(user)
-        if not can_review(u.role):
-            from oneedit.core import PermissionDenied
-
-            raise PermissionDenied(f"{u.name} is a {u.role}; reviewing needs the curator role.")
+        require(u, "review")
         entry = self._entry(edit_id, "needs_review")
         old = EditPlan.from_dict(entry.record["plan"])
         intents = intents_from_plan(self.kg, old)
@@ -605,13 +590,8 @@ class OneEdit:
         return Outcome(edit_id, "applied", plan, entry.text, model, time.perf_counter() - started, entry.author)
 
     def reject(self, edit_id: int, *, user: str | None = None, reason: str = "") -> dict:
-        from controller.users import can_review
-
         u = self.actor(user)
-        if not can_review(u.role):
-            from oneedit.core import PermissionDenied
-
-            raise PermissionDenied(f"{u.name} is a {u.role}; reviewing needs the curator role.")
+        require(u, "review")
         entry = self._entry(edit_id, "needs_review")
         record = entry.record | {"reviewed_by": u.name, "review_note": reason or "rejected in review"}
         record["plan"] = record["plan"] | {"refused_by": "review", "reasons": [reason or f"rejected by {u.name}"]}
@@ -647,22 +627,15 @@ class OneEdit:
     def rollback(self, edit_id: int, *, user: str | None = None, cascade: bool = False) -> dict:
         """Undo an applied edit on both sides, with its derived facts. Later edits that depend on
         it make this refuse (listing them), unless ``cascade`` rolls them back first."""
-        from controller.users import can_review
-
         u = self.actor(user)
         entry = self._entry(edit_id)
         if entry.status != "applied":
             raise EditStateError(f"Edit #{edit_id} is {entry.status}; only applied edits can be rolled back.",
                                  hint="See `oneedit history`.", details={"edit": edit_id, "status": entry.status})
-        if entry.author != u.name and not can_review(u.role):
-            from oneedit.core import PermissionDenied
-
-            raise PermissionDenied(f"Edit #{edit_id} is {entry.author}'s; {u.name} ({u.role}) can roll back "
-                                   "only their own edits. Curators and admins can roll back anyone's.")
+        require(u, "rollback", entry.author, what=f"Edit #{edit_id}")
         deps = self.dependents(edit_id)
-        # an editor sees, and may roll back, only their own edits: others' are counted, not named
-        sees_all = can_review(u.role)
-        mine = [d for d in deps if sees_all or self.ledger.get(d).author == u.name]
+        # a cascade reaches only what the caller may roll back; others' edits are counted, not named
+        mine = [d for d in deps if may(u, "rollback", self.ledger.get(d).author)]
         others = len(deps) - len(mine)
         named = ", ".join(f"#{d}" for d in mine) + (" and " if mine and others else "") + \
             (f"{others} edit(s) by other users" if others else "")
@@ -781,13 +754,8 @@ class OneEdit:
     def rollback_to(self, rev: int, *, user: str | None = None) -> dict:
         """Return the KG to revision ``rev`` and the model to the matching state: every applied edit
         after it is rolled back (newest first), then any other KG change after it is reverted."""
-        from controller.users import can_review
-
         u = self.actor(user)
-        if not can_review(u.role):
-            from oneedit.core import PermissionDenied
-
-            raise PermissionDenied(f"{u.name} is a {u.role}; `rollback --to` needs the curator role.")
+        require(u, "rollback_to")
         head = self.kg.store.head()
         if rev < 0 or rev > head:
             raise OneEditError(f"There is no revision r{rev}: revisions run from r0 to r{head}.",
@@ -937,13 +905,8 @@ class OneEdit:
         ``all_or_nothing``: every line is first read and planned against the KG as it is; if any
         cannot be read, is refused or fails, nothing is applied (:class:`ImportFormatError` lists
         them). Otherwise the summary's ``problems`` lists the lines that were not applied."""
-        from controller.users import can_edit
-
         u = self.actor(user)
-        if not can_edit(u.role):
-            from oneedit.core import PermissionDenied
-
-            raise PermissionDenied(f"{u.name} is a {u.role}; importing needs the editor role or higher.")
+        require(u, "import")
         method = method or self.ws.config.policy.import_method
         path = Path(path)
         results = self.interpreter.parse_file(path, fmt, lenient=True)
@@ -1067,13 +1030,8 @@ class OneEdit:
     # -- curation --------------------------------------------------------------------------------
     def protect(self, subject: str, relation: str, obj: str, *, user: str | None = None, reason: str = "",
                 remove: bool = False) -> Triple:
-        from controller.users import can_review
-
         u = self.actor(user)
-        if not can_review(u.role):
-            from oneedit.core import PermissionDenied
-
-            raise PermissionDenied(f"{u.name} is a {u.role}; protecting facts needs the curator role.")
+        require(u, "protect")
         t = Triple(self.kg.resolve_entity(subject).id, self.kg.resolve_relation(relation).id,
                    self.kg.resolve_entity(obj).id)
         if remove:

@@ -206,7 +206,7 @@ class Service:
 
 
 def create_app(service: Service) -> FastAPI:
-    from controller.users import can_admin, can_edit, can_review
+    from controller.users import can_admin, can_edit, can_review, may
 
     system = service.system
 
@@ -252,7 +252,7 @@ def create_app(service: Service) -> FastAPI:
                                                  "message": str(exc.detail)})
 
     def visible(user, entry) -> bool:
-        return entry.author == user.name or can_review(user.role)
+        return may(user, "see", entry.author)
 
     def get_entry(user, edit_id: int):
         entry = system.ledger.get(edit_id)
@@ -353,7 +353,7 @@ def create_app(service: Service) -> FastAPI:
     def history(user: Viewer, author: str | None = None, status: str | None = None, entity: str | None = None,
                 limit: Annotated[int, Query(ge=1, le=500)] = 50):
         """Edits, newest first. Editors and viewers see their own; curators and admins anyone's."""
-        if not can_review(user.role):
+        if not may(user, "see"):
             if author and author != user.name:
                 raise PermissionDenied(f"{user.name} ({user.role}) sees only their own edits.",
                                        hint="Curators and admins see everyone's.")
@@ -384,7 +384,7 @@ def create_app(service: Service) -> FastAPI:
     @app.get("/api/events", tags=["edits"])
     async def events(request: Request, user: Viewer):
         """Server-sent events for every edit you can see (yours; everyone's for curators)."""
-        return EventSourceResponse(_stream(request, lambda ev: ev.get("author") == user.name or can_review(user.role)))
+        return EventSourceResponse(_stream(request, lambda ev: may(user, "see", ev.get("author"))))
 
     async def _stream(request: Request, want, *, first=None, until_final: bool = False):
         loop = asyncio.get_running_loop()
