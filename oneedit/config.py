@@ -45,7 +45,7 @@ class PolicyConfig:
     resolution: dict = field(default_factory=dict)   # default / roles / relations -> replace|reject|needs_review
     trust: dict = field(default_factory=dict)        # initial, review_below, accepted, rejected, rolled_back
     rate_limit: dict = field(default_factory=dict)   # role -> edits per minute (0: unlimited)
-    toxicity: dict = field(default_factory=dict)     # enabled, threshold, review_threshold
+    toxicity: dict = field(default_factory=dict)     # enabled, threshold, review_threshold, lexicon
     token_days: float = 90.0                          # days an API token works after it is issued or rotated (0: forever)
     moderator: str = ""                               # PROVIDER:MODEL of a chat model, or "" for none
     method: str = "memit"                             # default model-editing method for single edits

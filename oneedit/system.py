@@ -25,7 +25,7 @@ from pathlib import Path
 
 from oneedit.core import EditIntent, InputError, Mention, OneEditError, Triple
 from oneedit.core.faults import fault
-from oneedit.core.plan import Check, EditPlan
+from oneedit.core.plan import EditPlan
 from oneedit.core.safe_text import check_text
 from controller.users import may, require
 
@@ -86,6 +86,7 @@ class OneEdit:
         self._em = None
         self._interp = None
         self._safety = None
+        self._controller = None
         self._repairs = None
         self._audit: tuple | None = None
         self._step = progress or (lambda msg: None)
@@ -127,11 +128,20 @@ class OneEdit:
             self._interp = Interpreter.from_kg(self.kg)
         return self._interp
 
-    def planner(self):
-        from controller.planner import Planner, ResolutionPolicy
+    @property
+    def controller(self):
+        """The Controller stage (:class:`controller.stage.Controller`): every check and the decision."""
+        if self._controller is None:
+            from controller.planner import ResolutionPolicy
+            from controller.stage import Controller
 
-        return Planner(self.kg, policy=ResolutionPolicy.from_dict(self.ws.config.policy.resolution),
-                       protected=self.protected)
+            self._controller = Controller(self.kg, policy=ResolutionPolicy.from_dict(self.ws.config.policy.resolution),
+                                          protected=self.protected, safety=self.safety, users=self.users,
+                                          trust=self.trust)
+        return self._controller
+
+    def planner(self):
+        return self.controller.planner()
 
     @property
     def safety(self):
@@ -140,12 +150,13 @@ class OneEdit:
 
             cfg = dict(self.ws.config.policy.toxicity)
             enabled = cfg.pop("enabled", True)
+            lexicon = "default" if cfg.pop("lexicon", True) else None
             moderator = None
             if self.ws.config.policy.moderator:
                 from interpreter.llm import chat_model_from_spec
 
                 moderator = ChatModerator(chat_model_from_spec(self.ws.config.policy.moderator))
-            self._safety = SafetyChecker(ToxicityCheck(**cfg) if enabled else None, moderator)
+            self._safety = SafetyChecker(ToxicityCheck(**cfg) if enabled else None, moderator, lexicon=lexicon)
         return self._safety
 
     def has_model(self) -> bool:
@@ -179,25 +190,9 @@ class OneEdit:
         return self.interpreter.parse(text)
 
     def plan(self, intents: Sequence[EditIntent], *, user=None, text: str = "") -> EditPlan:
-        """The plan for ``intents``: conflicts, KG diff, derived facts, safety and trust checks."""
+        """The Controller's decided plan for ``intents`` (see :meth:`controller.stage.Controller.decide`)."""
         user = user if user is not None and not isinstance(user, str) else self.actor(user)
-        plan = self.planner().plan(intents, role=user.role)
-        labels = [e.label for e in plan.new_entities]
-        known = {n for i in intents for mention in i.mentions().values() if mention.entity is not None
-                 for n in mention.entity.names()}
-        findings = self.safety.check(text, labels, known=known)
-        for f in findings:
-            plan.checks.append(Check(f.check, False, f.message, "reject" if f.verdict == "reject" else "needs_review",
-                                     {"score": f.score, "text": f.text} if f.score is not None else {"text": f.text}))
-        if not findings:
-            plan.checks.append(Check("toxicity", True, "no toxic or abusive language found"))
-        if self.users.needs_review(user):
-            plan.checks.append(Check("trust", False, f"{user.name}'s trust {user.trust:.2f} is below "
-                                     f"{self.trust.review_below:.2f}: a curator reviews their edits", "needs_review"))
-        else:
-            plan.checks.append(Check("trust", True, f"trust {user.trust:.2f}"))
-        plan.decide()
-        return plan
+        return self.controller.decide(intents, user, text)
 
     # -- submitting ------------------------------------------------------------------------------
     def submit(self, text: str = "", *, intents: Sequence[EditIntent] | None = None, user: str | None = None,
@@ -570,12 +565,8 @@ class OneEdit:
         u = self.actor(user)
         require(u, "review")
         entry = self._entry(edit_id, "needs_review")
-        old = EditPlan.from_dict(entry.record["plan"])
-        intents = intents_from_plan(self.kg, old)
         started = time.perf_counter()
-        plan = self.planner().plan(intents, role=u.role)
-        plan.checks.append(Check("review", True, f"approved by {u.name}"))
-        plan.decide()
+        plan = self.controller.reconsider(EditPlan.from_dict(entry.record["plan"]), u)
         record = entry.record | {"plan": plan.to_dict(), "reviewed_by": u.name}
         if plan.decision != "apply":
             record["review_note"] = "re-planned at approval and refused: " + "; ".join(plan.reasons)
@@ -1089,19 +1080,3 @@ def _touched(record: dict) -> tuple[set[tuple[str, str]], set[str]]:
 def _objects(record: dict) -> set[str]:
     diff = (record.get("plan") or {}).get("kg_diff") or {}
     return {t["object"] for part in ("added", "removed") for t in diff.get(part, [])}
-
-
-def intents_from_plan(kg, plan: EditPlan) -> list[EditIntent]:
-    """Intents that re-create a stored plan's request (for approval after review)."""
-    new = {e.id: e for e in plan.new_entities}
-
-    def mention(eid: str) -> Mention:
-        if eid in new and kg.store.entity(eid) is None:
-            return Mention(new[eid].label, new_type=new[eid].type)
-        e = kg.store.entity(eid)
-        if e is None:
-            raise OneEditError(f"Entity {eid!r} of this edit is no longer in the KG.")
-        return Mention(e.label, entity=e, confidence=1.0)
-
-    return [EditIntent(op, mention(t.subject), t.relation, mention(t.object)) for op, t in plan.requested]
-
