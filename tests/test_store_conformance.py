@@ -11,7 +11,8 @@ PARIS = Entity("paris", "City", "Paris", ("City of Light",))
 LYON = Entity("lyon", "City", "Lyon")
 FRANCE = Entity("france", "Country", "France", ("French Republic",))
 SAO = Entity("sao_paulo", "City", "São Paulo")
-TRICKY = Entity("tricky", "Person", 'Robert "Bobby" \'); DROP TABLE x; -- {}`\n\t née', ("MATCH (n) DETACH DELETE n",))
+TRICKY = Entity("tricky", "Person", 'Robert "Bobby" \'); DROP TABLE x; -- {}` \\n née \u05d0\U0001f600',
+               ("MATCH (n) DETACH DELETE n",))
 
 
 def _seed(store: KGStore) -> int:
@@ -87,6 +88,18 @@ class StoreConformance:
         with st.transaction("t", "tricky") as txn:
             txn.add_all(TRICKY.triples())
         assert st.entity("tricky") == TRICKY
+
+    def test_unsafe_names_and_ids_are_refused_before_anything_is_written(self, st):
+        from oneedit.core import InputError
+
+        head = st.head()
+        for bad in (Triple("x", "label", "two\nlines"), Triple("x", "label", "nul\x00"),
+                    Triple("x", "label", "rtl\u202eevil"), Triple("../x", "type", "City"),
+                    Triple("x", "capital", "Not An Id")):
+            with pytest.raises(InputError):
+                with st.transaction("t", "bad") as txn:
+                    txn.add(bad)
+        assert st.head() == head and st.entity("x") is None
 
     # -- entities and lookup ---------------------------------------------------------------
     def test_entity_view(self, st):
@@ -249,21 +262,23 @@ class TestNeo4jStore(StoreConformance):
 
     def test_hostile_labels_round_trip_and_stay_parameters(self, st):
         nasty = ['a"b', "it's", "{x: 1}", "`tick`", "MATCH (n) DETACH DELETE n", "}) RETURN 1 //", "$param",
-                 "\\u0000 back\\slash", "line\nbreak", "ünïcødé 東京"]
+                 "\\u0000 back\\slash", "line\\nbreak", "ünïcødé 東京"]
         with st.transaction("t", "nasty") as txn:
             for i, label in enumerate(nasty):
-                txn.add_all(Entity(f"n{i}", "City", label, (label + " alias",), description=label).triples())
+                # names are one line (control characters are refused); a description may run over lines
+                txn.add_all(Entity(f"n{i}", "City", label, (label + " alias",), description=label + "\nmore").triples())
             txn.add(Triple("n0", "located_in", "n1"))
         for i, label in enumerate(nasty):
             e = st.entity(f"n{i}")
-            assert e is not None and e.label == label and e.aliases == (label + " alias",) and e.description == label
+            assert e is not None and e.label == label and e.aliases == (label + " alias",)
+            assert e.description == label + "\nmore"
         assert st.find_entities("MATCH (n) DETACH DELETE n")[0].entity.id == "n4"
         assert st.count() == len(nasty) * 4 + 1  # nothing was executed as Cypher
 
     def test_names_that_cannot_be_relationship_types_are_refused(self, st):
-        from oneedit.core import StoreError
+        from oneedit.core import InputError
 
-        with pytest.raises(StoreError, match="letters, digits and underscores"):
+        with pytest.raises(InputError, match="not a valid relation id"):
             st.commit(Diff((Triple("a", "capital`]->(x) DETACH DELETE x //", "b"),), ()), "t", "bad")
         assert st.head() == 0 and st.count() == 0
 

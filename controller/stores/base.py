@@ -176,6 +176,9 @@ class KGStore(ABC):
         txn.revision = self.commit(self.exact_diff(txn.pending()), author, message)
 
     def exact_diff(self, want: dict[Triple, bool]) -> Diff:
+        for t, present in want.items():  # before a lookup: an unsafe id is not even a valid IRI
+            if present:
+                check_triple(t)
         added, removed = [], []
         for t, present in want.items():
             has = self.contains(t)

@@ -40,6 +40,7 @@ from datetime import UTC, datetime
 from controller.stores.base import KGStore
 from controller.stores.revisions import decode_changes, diff_from_changes, encode_changes
 from oneedit.core import Diff, Revision, RevisionError, StoreError, Triple
+from oneedit.core.safe_text import check_triple
 
 log = logging.getLogger(__name__)
 
@@ -431,6 +432,9 @@ class Neo4jStore(KGStore):
         return {t for t in triples if t in have}
 
     def exact_diff(self, want: dict[Triple, bool]) -> Diff:
+        for t, on in want.items():
+            if on:
+                check_triple(t)
         present = self._present(want)
         added = tuple(t for t, on in want.items() if on and t not in present)
         removed = tuple(t for t, on in want.items() if not on and t in present)

@@ -56,7 +56,8 @@ def check_triple(t) -> None:
         if len(t.object) > MAX_TEXT:
             raise InputError(f"The {t.relation} of {t.subject} is {len(t.object):,} characters; at most "
                              f"{MAX_TEXT:,} are stored.", hint="Shorten it.")
-        check_text(t.object, f"{t.relation} of {t.subject}")
+        # a description may run over lines; a label or an alias is one line
+        check_text(t.object, f"{t.relation} of {t.subject}", newlines=t.relation == "description")
     elif t.relation == "type":
         if not TYPE.fullmatch(t.object):
             raise InputError(f"{_shown(t.object)} is not a valid type name.", hint="See `oneedit kg schema`.")
