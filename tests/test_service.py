@@ -343,6 +343,10 @@ def test_grace_edits_reach_the_model_in_arrival_order(copy_ws):
         rows = [wait_final(c, tok["ed"], i) for i in ids]
         assert [r["status"] for r in rows] == ["applied", "applied"]
         assert [r["model_edit"]["id"] for r in rows] == [f"e{i}" for i in ids]
+        # the worker counts an edit just after the ledger says applied: give it that moment
+        deadline = time.monotonic() + 10
+        while srv.service.worker.stats.singles < 2 and time.monotonic() < deadline:
+            time.sleep(0.01)
         assert srv.service.worker.stats.batches == 0 and srv.service.worker.stats.singles == 2
         order = srv.system.model.edit_ids()
         assert order.index(f"e{ids[0]}") < order.index(f"e{ids[1]}")
