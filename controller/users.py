@@ -125,6 +125,7 @@ PERMISSIONS: dict[str, tuple[str, str]] = {
 }
 #: Permissions an edit's own author has on it whatever their role (an editor rolls back their own).
 OWN: dict[str, str] = {"rollback": "editor", "see": "viewer"}
+_OWN_VERB = {"rollback": "roll back", "see": "see"}
 
 
 def may(user: User, permission: str, author: str | None = None) -> bool:
@@ -147,8 +148,8 @@ def require(user: User, permission: str, author: str | None = None, *, what: str
                                hint="Ask an admin to add a user for you (`oneedit users add NAME --role ROLE`).",
                                details={"user": user.name, "permission": permission})
     if permission in OWN and author is not None:
-        raise PermissionDenied(f"{what or 'It'} is {author}'s; {user.name} ({user.role}) may act only on their own. "
-                               f"{action[0].upper() + action[1:]} needs the {needed} role.",
+        raise PermissionDenied(f"{what or 'It'} is {author}'s; {user.name} ({user.role}) may {_OWN_VERB[permission]} "
+                               f"only their own edits. {action[0].upper() + action[1:]} needs the {needed} role.",
                                hint="Curators and admins can act on anyone's edits.",
                                details={"user": user.name, "role": user.role, "permission": permission})
     raise PermissionDenied(f"{user.name} is a {user.role}; {action} needs the {needed} role or higher.",
