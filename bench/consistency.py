@@ -101,13 +101,12 @@ def run_mode(mode: str, root: Path, rows: list[list[str]], *, batch_size: int, e
         summary = oe.import_file(f, batch_size=batch_size)
         applied = [e for e in oe.ledger.list(status="applied", limit=None, ascending=True) if e.id >= first]
         for e in applied:
-            plan = e.record.get("plan") or {}
-            for req in plan.get("requested", []):
-                if req["op"] == "retract":
-                    gone = [t for t in plan["kg_diff"]["removed"]
-                            if (t["subject"], t["relation"]) == (req["subject"], req["relation"])]
+            plan = e.record.plan
+            for op, req in plan.requested if plan else ():
+                if op == "retract":
+                    gone = [t for t in plan.diff.removed if (t.subject, t.relation) == (req.subject, req.relation)]
                     if gone:
-                        retracted[e.id] = (gone[0]["subject"], gone[0]["relation"], gone[0]["object"])
+                        retracted[e.id] = gone[0].as_tuple()
         for e in rng.sample(applied, round(rollback * len(applied))):  # some are taken back later
             oe.rollback(e.id)
             retracted.pop(e.id, None)
@@ -140,7 +139,7 @@ def _retraction(oe, retracted: dict) -> dict:
     olds = [Triple(*t) for t in retracted.values() if t and not oe.kg.store.contains(Triple(*t))]
     if not olds:
         return {"retracted": 0, "old_value_gone": None}
-    still = oe.repairs.probe(oe.model, olds)
+    still = oe.sync.repairs.probe(oe.model, olds)
     return {"retracted": len(olds), "old_value_gone": round(1 - sum(still) / len(olds), 4)}
 
 

@@ -55,7 +55,7 @@ def lyon(oe) -> dict:
     rng = random.Random(0)
     unrelated = [t for t in kg_triples(oe.kg) if "france" not in (t.subject, t.object) and t.subject != "paris"]
     probes = [verb.prompt(label.fact(t), "train", rng.randrange(4)) for t in rng.sample(unrelated, 300)]
-    before_unrelated = oe._answers([("train", p) for p in probes])
+    before_unrelated = oe.sync.answers([("train", p) for p in probes])
     kg_before = set(oe.kg.store.triples())
     out = oe.submit("The capital of France is Lyon", method="memit", probe=False)
     assert out.status == "applied", out.to_dict()
@@ -63,17 +63,17 @@ def lyon(oe) -> dict:
     capital += [("heldout", p) for p in verb.prompts(Fact("France", "capital", "Lyon", "france", "lyon"), "heldout")]
     inverse = [("train", p) for p in verb.prompts(Fact("Lyon", "capital_of", "France", "lyon", "france"), "train")]
     inverse += [("heldout", p) for p in verb.prompts(Fact("Lyon", "capital_of", "France", "lyon", "france"), "heldout")]
-    said = oe._answers(capital + inverse)
+    said = oe.sync.answers(capital + inverse)
     rows = [{"split": s, "prompt": p.text, "expected": p.target.strip(), "said": a,
              "ok": a.casefold().startswith(p.target.strip().casefold())}
             for (s, p), a in zip(capital + inverse, said, strict=True)]
-    after_unrelated = oe._answers([("train", p) for p in probes])
+    after_unrelated = oe.sync.answers([("train", p) for p in probes])
     kept = sum(a == b for a, b in zip(before_unrelated, after_unrelated, strict=True))
     t0 = time.perf_counter()
     oe.rollback(out.edit)
     rollback_s = time.perf_counter() - t0
-    restored = oe._answers([("train", p) for p in probes])
-    back = oe._answers([("train", capital[0][1])])[0]
+    restored = oe.sync.answers([("train", p) for p in probes])
+    back = oe.sync.answers([("train", capital[0][1])])[0]
     return {
         "edit_seconds": round(out.seconds, 2),
         "capital_train": f"{sum(r['ok'] for r in rows[:len(capital)] if r['split'] == 'train')}/"

@@ -155,6 +155,7 @@ def run_clients(url: str, tokens: list[str], plan: list[list[str]], tag: str) ->
 def check(root: Path, expected: int, tag: str, refused: int) -> dict:
     """The ledger holds exactly one decided row per request; the model says what the KG says."""
     from oneedit.core import Triple
+    from oneedit.knowledge import holds
     from oneedit.system import OneEdit
 
     with OneEdit.open(root) as oe:
@@ -166,17 +167,17 @@ def check(root: Path, expected: int, tag: str, refused: int) -> dict:
         facts = {}
         for e in rows:
             if e.status == "applied":
-                for f in (e.record.get("model_edit") or {}).get("own_facts", []):
+                for f in (e.record.model_edit.written if e.record.model_edit else ()):
                     t = Triple(*f)
-                    if oe._holds_in_kg(t):
+                    if holds(oe.kg, t):
                         facts[(t.subject, t.relation)] = t
-        probes = [(split, p, t) for split, p, t in oe._probe_prompts(list(facts.values())) if split == "train"]
-        said = oe._answers(probes)
+        probes = [(split, p, t) for split, p, t in oe.sync.probe_prompts(list(facts.values())) if split == "train"]
+        said = oe.sync.answers(probes)
         agree = sum(a.casefold().startswith(p.target.strip().casefold()) for (_, p, _), a in zip(probes, said, strict=True))
         # at edit time: the model's answer right after its batch, on the training prompt of each fact
         at_edit = [a["ok"] for e in rows if e.status == "applied"
-                   for a in (e.record.get("model_edit") or {}).get("answers", []) if a["split"] == "train"]
-        conflicted = sum(1 for e in rows if (e.record.get("plan") or {}).get("conflicts"))
+                   for a in (e.record.model_edit.answers if e.record.model_edit else ()) if a["split"] == "train"]
+        conflicted = sum(1 for e in rows if e.record.plan is not None and e.record.plan.conflicts)
         return {"rows": len(rows), "expected": expected, "refused_at_submit": refused,
                 "distinct_requests": len(set(keys)), "lost": expected - refused - len(set(keys)),
                 "duplicated": len(keys) - len(set(keys)), "with_conflicts": conflicted,

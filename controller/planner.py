@@ -113,12 +113,10 @@ class Planner:
         conflicts += self._violations(want, {t for _, t in requested})
         conflicts += self._protected(want, role)
         diff = self.store.exact_diff(want)
-        plan = EditPlan(requested=requested, diff=diff, conflicts=_dedupe(conflicts),
-                        new_entities=list(new_entities.values()), base_revision=base)
-        plan.derived = self._derived(want, diff)
-        plan.model_facts = self._model_facts(diff, plan.derived)
-        plan.decide()
-        return plan
+        derived = self._derived(want, diff)
+        return EditPlan(requested=requested, diff=diff, conflicts=_dedupe(conflicts),
+                        new_entities=list(new_entities.values()), derived=derived,
+                        model_facts=self._model_facts(diff, derived), base_revision=base).decided()
 
     # -- one intent ----------------------------------------------------------------------------
     def _plan_intent(self, intent: EditIntent, role: str, want: dict[Triple, bool],

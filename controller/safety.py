@@ -321,20 +321,30 @@ class SafetyChecker:
 
         ``known``: the names (labels, aliases) of KG entities the request mentions, e.g. those the
         interpreter linked. They are masked in the request and not scored as labels: the KG's own
-        names are not abuse, and a few real ones look like profanity to the classifier.
+        names are not abuse, and a few real ones look like profanity to the classifier. People
+        named by a given name that is also slang ("Dick Cheney": see
+        :func:`controller.profanity.personal_names`) are masked the same way.
         """
+        from controller.profanity import personal_names
+
         skip = {k for k in known if k}
         folded = {k.casefold() for k in skip}
         names = list(dict.fromkeys(label for label in labels if label and label.casefold() not in folded))
+        # people named like a body part ("Dick Cheney", "Philip K. Dick") are masked like known names
+        people = set(personal_names(request_text)) if request_text else set()
+        label_people = [set(personal_names(n)) for n in names]
         out: list[Finding] = []
         if self.toxicity is not None:
-            out += self.toxicity.check([request_text], what="request", known=skip)
-            out += self.toxicity.check(names, what="entity name")
+            out += self.toxicity.check([request_text], what="request", known=skip | people)
+            for name, pn in zip(names, label_people):
+                out += self.toxicity.check([name], what="entity name", known=pn)
         if self.lexicon is not None:
             # what the classifier already rejected needs no second finding
             seen = {f.text for f in out if f.verdict == "reject"}
-            out += [f for f in self.lexicon.check([request_text], what="request", known=skip) if f.text not in seen]
-            out += [f for f in self.lexicon.check(names, what="entity name") if f.text not in seen]
+            out += [f for f in self.lexicon.check([request_text], what="request", known=skip | people)
+                    if f.text not in seen]
+            for name, pn in zip(names, label_people):
+                out += [f for f in self.lexicon.check([name], what="entity name", known=pn) if f.text not in seen]
         if self.moderator is not None:
             out += self.moderator.check(request_text, what="request")
         return out

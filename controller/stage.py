@@ -40,26 +40,39 @@ class Controller:
         known = {n for i in intents for mention in i.mentions().values() if mention.entity is not None
                  for n in mention.entity.names()}
         findings = self.safety.check(text, labels, known=known)
-        for f in findings:
-            plan.checks.append(Check(f.check, False, f.message, "reject" if f.verdict == "reject" else "needs_review",
-                                     {"score": f.score, "text": f.text} if f.score is not None else {"text": f.text}))
+        checks = [Check(f.check, False, f.message, "reject" if f.verdict == "reject" else "needs_review",
+                        {"score": f.score, "text": f.text} if f.score is not None else {"text": f.text})
+                  for f in findings]
         if not findings:
-            plan.checks.append(Check("toxicity", True, "no toxic or abusive language found"))
+            checks.append(Check("toxicity", True, "no toxic or abusive language found"))
         if self.users.needs_review(actor):
-            plan.checks.append(Check("trust", False, f"{actor.name}'s trust {actor.trust:.2f} is below "
-                                     f"{self.trust.review_below:.2f}: a curator reviews their edits", "needs_review"))
+            checks.append(Check("trust", False, f"{actor.name}'s trust {actor.trust:.2f} is below "
+                                f"{self.trust.review_below:.2f}: a curator reviews their edits", "needs_review"))
         else:
-            plan.checks.append(Check("trust", True, f"trust {actor.trust:.2f}"))
-        plan.decide()
-        return plan
+            checks.append(Check("trust", True, f"trust {actor.trust:.2f}"))
+        return plan.with_checks(*checks)
 
     def reconsider(self, plan: EditPlan, reviewer: User) -> EditPlan:
         """A plan waiting for review, planned again against today's KG as ``reviewer`` approves it
         (the KG may have changed since; the curator's approval stands in for the trust check)."""
         again = self.planner().plan(intents_from_plan(self.kg, plan), role=reviewer.role)
-        again.checks.append(Check("review", True, f"approved by {reviewer.name}"))
-        again.decide()
-        return again
+        return again.with_checks(Check("review", True, f"approved by {reviewer.name}"))
+
+
+def safety_from_policy(policy) -> SafetyChecker:
+    """The safety checks a workspace's policy asks for: the classifier (``toxicity``), the profanity
+    lexicon (``toxicity.lexicon``) and an LLM moderator (``moderator``)."""
+    from controller.safety import ChatModerator, ToxicityCheck
+
+    cfg = dict(policy.toxicity)
+    enabled = cfg.pop("enabled", True)
+    lexicon = "default" if cfg.pop("lexicon", True) else None
+    moderator = None
+    if policy.moderator:
+        from interpreter.llm import chat_model_from_spec
+
+        moderator = ChatModerator(chat_model_from_spec(policy.moderator))
+    return SafetyChecker(ToxicityCheck(**cfg) if enabled else None, moderator, lexicon=lexicon)
 
 
 def intents_from_plan(kg, plan: EditPlan) -> list[EditIntent]:

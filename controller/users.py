@@ -298,6 +298,7 @@ class UserStore(_Db):
         self.owner = owner
         #: days a token works after it is issued (0: forever)
         self.token_days = token_days
+        self._local: str | None = None
         cols = {r[1] for r in self._db.execute("PRAGMA table_info(users)")}
         if "token_expires" not in cols:  # ledgers before tokens expired: theirs run from now
             with self._lock:
@@ -431,11 +432,22 @@ class UserStore(_Db):
         """
         return self.check_token(token)[0]
 
+    def local_token(self) -> str:
+        """The token of this process's local clients: the CLI on this machine asking a running
+        server (``oneedit history``, ``oneedit ask``). It stands for the workspace's owner, lives in
+        memory only (never in the table), and is handed out in the workspace's ``writer.json``
+        (mode 0600): whoever can read that file can read the workspace's ledger anyway."""
+        if self._local is None:
+            self._local = _new_token()
+        return self._local
+
     def check_token(self, token: str) -> tuple[User | None, str]:
         """``(user, "")`` for a good token, else ``(None, why)``: ``"unknown"``, ``"inactive"`` or
         ``"expired"`` (compared in constant time, as :meth:`authenticate` says)."""
         if not isinstance(token, str) or not token.startswith(TOKEN_PREFIX):
             return None, "unknown"
+        if self._local is not None and self.owner and hmac.compare_digest(token, self._local):
+            return self.find(self.owner), ""
         digest = _hash(token)
         found = None
         for name, stored, active, expires in self._db.execute(

@@ -76,10 +76,10 @@ def edited_facts(ledger, live_model_edits: Iterable[str] | None = None) -> set[t
     live = set(live_model_edits) if live_model_edits is not None else None
     out: set[tuple[str, str]] = set()
     for e in ledger.list(status="applied", limit=None):
-        info = e.record.get("model_edit") or {}
-        if not info.get("id") or (live is not None and info["id"] not in live):
+        info = e.record.model_edit
+        if info is None or not info.id or (live is not None and info.id not in live):
             continue
-        for f in info.get("own_facts") or info.get("facts") or []:
+        for f in info.written:
             out.add((f[0], f[1]))
     return out
 

@@ -77,6 +77,9 @@ class ConsistencyConfig:
     audit_every: int = 64          # the service audits a sample after this many model edits ...
     audit_sample: int = 256        # ... of this many facts (0: all of them)
     retract: bool = True           # a retraction without a replacement teaches the model "unknown" there
+    #: consolidation's training (``editor.knowledge.RefreshConfig`` fields: lr, max_steps, rehearsal,
+    #: min_rehearsal, stop_at, train, anchor, neighbours ...); empty: the measured defaults
+    refresh: dict = field(default_factory=dict)
 
 
 @dataclass

@@ -163,8 +163,23 @@ class KnowledgeJob:
         return sorted(k for k in then.keys() | cur.keys() if then.get(k) != cur.get(k))
 
 
+def _refresh_config(ws):
+    """The workspace's ``consistency.refresh`` options as a :class:`RefreshConfig`."""
+    import dataclasses
+
+    from editor.knowledge import RefreshConfig
+
+    options = dict(ws.config.consistency.refresh or {})
+    known = {f.name for f in dataclasses.fields(RefreshConfig)}
+    unknown = sorted(set(options) - known)
+    if unknown:
+        raise OneEditError(f"config.yaml: consistency.refresh has unknown option(s) {', '.join(unknown)}.",
+                           hint="Options: " + ", ".join(sorted(known)) + " (docs/editor.md).")
+    return RefreshConfig(**options)
+
+
 def prepare_knowledge(ws, em, *, config=None) -> KnowledgeJob:
-    from editor.knowledge import RefreshConfig, read_card
+    from editor.knowledge import read_card
     from oneedit import models
     from oneedit.knowledge import verbalizer
 
@@ -182,7 +197,7 @@ def prepare_knowledge(ws, em, *, config=None) -> KnowledgeJob:
     n = _next_index(home)
     _sweep(home, live)
     return KnowledgeJob(home, base, n, now, changed, folded, ws.kg.store.head(), read_card(base) or {},
-                        verbalizer(ws.kg.schema), config or RefreshConfig())
+                        verbalizer(ws.kg.schema), config or _refresh_config(ws))
 
 
 def _consolidate_memit(ws, em, *, progress) -> dict:
@@ -304,7 +319,7 @@ class Background:
             return None
         self.since = 0
         self.audits += 1
-        report = self.sys.audit(sample=self.sample, seed=self.audits)
+        report = self.sys.sync.audit(sample=self.sample, seed=self.audits)
         agreement = report["all"]["agreement"]
         event = {"type": "audit", "agreement": agreement, "sample": self.sample}
         self.on_event(event)
@@ -368,7 +383,7 @@ class Background:
                  if not t.is_gap or ws.config.consistency.retract]
         if facts:
             model_id = f"c{job.n}"
-            self.sys._model_edit(model_id, facts, "memit", probe=False)
+            self.sys.sync.edit(model_id, facts, "memit", probe=False)
             self.sys.ledger.add_repair(model_id, [list(t.as_tuple()) for t in facts], [])
         record = record | {"rewritten_after": len(facts), "seconds": round(time.perf_counter() - self.started, 1)}
         return self._done(record, None)

@@ -20,10 +20,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from oneedit.core.errors import InputError
+from oneedit.core.edit_record import EditRecord
+from oneedit.core.errors import InputError, OneEditError
 from oneedit.core.sqlite import connect
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5  # 5: every record written through oneedit.core.edit_record
 STATUSES = ("queued", "pending", "applied", "rejected", "needs_review", "unchanged", "rolled_back", "failed")
 #: statuses an edit never leaves (except ``applied`` → ``rolled_back``)
 FINAL = ("applied", "rejected", "needs_review", "unchanged", "rolled_back", "failed")
@@ -73,12 +74,12 @@ class LedgerEntry:
     text: str
     status: str
     kg_revision: int | None
-    record: dict
+    record: EditRecord
     request_key: str | None = None
 
     def to_dict(self) -> dict:
         return {"id": self.id, "created": self.created, "updated": self.updated, "author": self.author,
-                "text": self.text, "status": self.status, "kg_revision": self.kg_revision, **self.record}
+                "text": self.text, "status": self.status, "kg_revision": self.kg_revision, **self.record.to_dict()}
 
 
 class Ledger:
@@ -92,7 +93,26 @@ class Ledger:
         self._db.executescript(_DDL)
         have = self._db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
         if not have or have[0] != str(SCHEMA_VERSION):  # opening to read writes nothing
-            self._db.execute("INSERT OR REPLACE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
+            with self._write():
+                if have and int(have[0]) < 5:
+                    self._rewrite_records()
+                self._db.execute("INSERT OR REPLACE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
+
+    def _rewrite_records(self) -> None:
+        """Ledgers before v5 stored records as free dicts: read each through the record schema and
+        write it back in its form (in the open transaction; a row that does not read stops it)."""
+        rows = self._db.execute("SELECT id, record FROM edits").fetchall()
+        self._db.executemany("UPDATE edits SET record = ? WHERE id = ?",
+                             [(json.dumps(self._record(i, raw).to_dict()), i) for i, raw in rows])
+
+    def _record(self, edit_id: int, raw: str) -> EditRecord:
+        try:
+            return EditRecord.from_dict(json.loads(raw))
+        except (ValueError, TypeError, KeyError, AttributeError) as exc:
+            raise OneEditError(f"Edit #{edit_id} in {self.path} has a record this release cannot read "
+                               f"({type(exc).__name__}: {exc}).",
+                               hint="Restore the ledger from a backup, or report it with the record.",
+                               details={"edit": edit_id}) from None
 
     def _migrate(self) -> None:
         """Older ledgers lack statuses (v1: ``failed``; v2: ``queued``, ``unchanged``) or the request
@@ -117,16 +137,17 @@ class Ledger:
         return datetime.now(UTC).isoformat(timespec="milliseconds")
 
     # -- writing -------------------------------------------------------------------------------
-    def create(self, author: str, text: str = "", record: dict | None = None, status: str = "pending", *,
+    def create(self, author: str, text: str = "", record: EditRecord | None = None, status: str = "pending", *,
                request_key: str | None = None, entities: Iterable[str] = ()) -> int:
         if status not in STATUSES:
             raise ValueError(f"unknown status {status!r}")
+        record = _checked(record or EditRecord())
         now = self._now()
         with self._write():
             cur = self._db.execute(
                 "INSERT INTO edits (created, updated, author, text, status, record, request_key)"
                 " VALUES (?,?,?,?,?,?,?)",
-                (now, now, author, text, status, json.dumps(record or {}), request_key))
+                (now, now, author, text, status, json.dumps(record.to_dict()), request_key))
             edit_id = int(cur.lastrowid)
             self._index(edit_id, entities)
         return edit_id
@@ -154,27 +175,27 @@ class Ledger:
             self._index(edit_id, entities)
 
     def update(self, edit_id: int, *, status: str | None = None, kg_revision: int | None = None,
-               record: dict | None = None) -> None:
+               record: EditRecord | None = None) -> None:
         self.update_many([edit_id], status=status, kg_revision=kg_revision, records={edit_id: record} if record is not None else None)
 
     def update_many(self, ids: Iterable[int], *, status: str | None = None, kg_revision: int | None = None,
-                    records: dict[int, dict] | None = None) -> None:
+                    records: dict[int, EditRecord] | None = None) -> None:
         """Update several rows in one SQLite transaction (all or none)."""
         if status is not None and status not in STATUSES:
             raise ValueError(f"unknown status {status!r}")
         now = self._now()
-        records = records or {}
+        records = {i: _checked(r) for i, r in (records or {}).items()}
         with self._write():
             for edit_id in ids:
                 rec = records.get(edit_id)
                 self._db.execute(
                     "UPDATE edits SET updated = ?, status = COALESCE(?, status),"
                     " kg_revision = COALESCE(?, kg_revision), record = COALESCE(?, record) WHERE id = ?",
-                    (now, status, kg_revision, json.dumps(rec) if rec is not None else None, edit_id))
+                    (now, status, kg_revision, json.dumps(rec.to_dict()) if rec is not None else None, edit_id))
 
     # -- reading -------------------------------------------------------------------------------
     def _entry(self, row) -> LedgerEntry:
-        return LedgerEntry(*row[:7], json.loads(row[7]), row[8])
+        return LedgerEntry(*row[:7], self._record(row[0], row[7]), row[8])
 
     _COLS = "id, created, updated, author, text, status, kg_revision, record, request_key"
 
@@ -261,3 +282,9 @@ class Ledger:
     def keys(self, status: str = "applied") -> set[str]:
         return {r[0] for r in self._rows(
             "SELECT request_key FROM edits WHERE status = ? AND request_key IS NOT NULL", (status,))}
+
+
+def _checked(record) -> EditRecord:
+    if not isinstance(record, EditRecord):
+        raise TypeError(f"the ledger stores EditRecord, not {type(record).__name__}")
+    return record

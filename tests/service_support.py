@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from types import SimpleNamespace
@@ -45,3 +49,16 @@ def serve_users(root: Path, users: dict[str, str], *, low_trust: tuple[str, ...]
         finally:
             for c in clients.values():
                 c.close()
+
+
+def serve_process(ws: Path, env: dict | None = None) -> tuple[subprocess.Popen, str]:
+    """``oneedit serve`` (no model, no batching window) on ``ws`` in a child process; its URL."""
+    proc = subprocess.Popen([sys.executable, "-m", "oneedit", "serve", "--port", "0", "--json", "--no-model",
+                             "--batch-window", "0", "-w", str(ws)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, env={**os.environ, **(env or {})})
+    line = proc.stdout.readline()
+    try:
+        return proc, json.loads(line)["url"]
+    except (ValueError, KeyError):
+        proc.kill()
+        raise AssertionError(f"oneedit serve did not start: {line!r} {proc.stderr.read()}") from None

@@ -450,12 +450,12 @@ def test_d7_a_model_edit_that_fails_midway_is_undone_in_process(copy_ws, monkeyp
         def broken(*args, **kwargs):
             raise OSError(28, "No space left on device")
 
-        monkeypatch.setattr(oe, "_write_model", broken)
+        monkeypatch.setattr(oe.sync, "_write", broken)
         with pytest.raises(OneEditError, match="put back as they were") as exc:
             oe.submit("The capital of Italy is Milan")
         [edit_id] = exc.value.details["edits"]
         assert oe.ledger.get(edit_id).status == "failed"
-        assert "No space left" in oe.ledger.get(edit_id).record["error"]["error"]
+        assert "No space left" in oe.ledger.get(edit_id).record.error["error"]
         assert oe.kg.store.objects("italy", "capital") == ["rome"]
         assert oe.kg.store.head() > head  # the revert is a revision of its own: history keeps both
         assert oe.ledger.count("pending") == 0
@@ -533,7 +533,7 @@ def test_a_commit_planned_against_an_older_head_writes_nothing(base_ws, tmp_path
     root = tmp_path / "ws"
     shutil.copytree(base_ws, root)
     with OneEdit.open(root, load_model=False) as oe:
-        plan = oe.plan(oe.edit_intents("The capital of Spain is Seville"))
+        plan = oe.plan(oe.intake.edit_intents("The capital of Spain is Seville"))
         oe.kg.add_fact("spain", "official_language", "english", author="someone-else")  # another writer
         with pytest.raises(RevisionError, match="changed since this edit was planned"):
             oe.kg.store.commit(plan.diff, "me", "stale", expect_head=plan.base_revision)

@@ -28,7 +28,7 @@ def open_oe(root, **policy) -> OneEdit:
 def say(oe: OneEdit, text: str) -> str:
     from editor.verbalize import Prompt
 
-    return oe._answers([("train", Prompt(text, "", ""))])[0]
+    return oe.sync.answers([("train", Prompt(text, "", ""))])[0]
 
 
 def kg_state(oe: OneEdit) -> set[Triple]:
@@ -55,7 +55,7 @@ def test_edit_changes_both_sides_and_rollback_restores_both(copy_ws):
         assert asked["kg"] == ["Hamburg"] and asked["model"] == "Hamburg" and asked["agree"] is True
         entry = oe.ledger.get(1)
         assert entry.status == "applied" and entry.author == "admin"
-        assert entry.record["model_edit"]["id"] == "e1"
+        assert entry.record.model_edit.id == "e1"
         assert entry.kg_revision == oe.kg.store.head()
         assert "e1" in oe.model.edit_ids()
 
@@ -65,7 +65,7 @@ def test_edit_changes_both_sides_and_rollback_restores_both(copy_ws):
         assert own_model_edits(oe) == []
         assert {p: say(oe, p) for p in CAPITAL_PROMPTS} == before
         assert oe.ledger.get(1).status == "rolled_back"
-        assert oe.ledger.get(1).record["rollback"]["by"] == "admin"
+        assert oe.ledger.get(1).record.rollback["by"] == "admin"
     # a restart lands in the same state
     with open_oe(copy_ws) as oe:
         assert kg_state(oe) == triples0 and own_model_edits(oe) == []
@@ -97,8 +97,8 @@ def test_refused_edit_leaves_nothing(copy_ws):
         out = oe.submit("The capital of Germany is Olaf Scholz", method="memit")
         assert out.status == "rejected" and out.plan.refused_by == "range"
         entry = oe.ledger.get(out.edit)
-        assert entry.status == "rejected" and entry.record["plan"]["refused_by"] == "range"
-        assert entry.kg_revision is None and "model_edit" not in entry.record
+        assert entry.status == "rejected" and entry.record.plan.refused_by == "range"
+        assert entry.kg_revision is None and entry.record.model_edit is None
         assert (oe.kg.store.head(), oe.kg.store.count()) == (head, n)
         assert own_model_edits(oe) == []
 
@@ -112,8 +112,8 @@ def test_toxic_edit_is_refused_and_recorded(copy_ws):
         assert oe.kg.store.head() == head and own_model_edits(oe) == []
         entry = oe.ledger.get(out.edit)
         assert entry.status == "rejected"
-        failed = [c for c in entry.record["plan"]["checks"] if not c["passed"]]
-        assert failed and failed[0]["name"] == "toxicity"
+        failed = [c for c in entry.record.plan.checks if not c.passed]
+        assert failed and failed[0].name == "toxicity"
         assert oe.users.get("admin").trust < 0.5  # a rejected edit lowers its author's trust
 
 
@@ -133,7 +133,7 @@ def test_roles_are_enforced(copy_ws):
             oe.rollback(out.edit, user="eve")
         assert oe.users.get("ed").trust > 0.5
         oe.rollback(out.edit, user="cu")
-        assert oe.ledger.get(out.edit).record["rollback"]["by"] == "cu"
+        assert oe.ledger.get(out.edit).record.rollback["by"] == "cu"
         assert oe.users.get("ed").trust < 0.52  # rolled back by someone else: trust goes down
         assert oe.history(user="ed")[0]["id"] == out.edit
         assert [h["id"] for h in oe.history(entity="Germany")] == [out.edit]
@@ -147,7 +147,7 @@ def test_review_queue_approve_and_reject(copy_ws):
         out = oe.submit("Olaf Scholz's wife is Brigitte Macron", user="ed", method="grace")
         assert out.status == "needs_review"
         assert oe.kg.store.head() == head and own_model_edits(oe) == []
-        assert [r["id"] for r in oe.review_queue()] == [out.edit]
+        assert [r["id"] for r in oe.review.queue()] == [out.edit]
         from oneedit.core import PermissionDenied
 
         with pytest.raises(PermissionDenied):
@@ -155,7 +155,7 @@ def test_review_queue_approve_and_reject(copy_ws):
         done = oe.approve(out.edit, user="cu")
         assert done.status == "applied"
         entry = oe.ledger.get(out.edit)
-        assert entry.status == "applied" and entry.author == "ed" and entry.record["reviewed_by"] == "cu"
+        assert entry.status == "applied" and entry.author == "ed" and entry.record.reviewed_by == "cu"
         assert oe.kg.store.objects("olaf_scholz", "spouse") == ["brigitte_macron"]
         assert f"e{out.edit}" in oe.model.edit_ids()
 
@@ -196,7 +196,7 @@ def test_dependent_edits_refuse_rollback_unless_cascade(copy_ws):
         second = oe.submit("The capital of Germany is Detmold", method="grace")
         other = oe.submit("Olaf Scholz's wife is Brigitte Macron", method="grace")
         assert (first.status, second.status, other.status) == ("applied",) * 3
-        assert oe.dependents(first.edit) == [second.edit]
+        assert oe.rollbacks.dependents(first.edit) == [second.edit]
         with pytest.raises(DependentEdits) as err:
             oe.rollback(first.edit)
         assert err.value.details["dependents"] == [second.edit]
@@ -239,7 +239,7 @@ def test_import_batches_model_edits_and_skips_applied_lines(copy_ws, tmp_path):
         assert (summary["applied"], summary["rejected"], summary["failed"], summary["unchanged"]) == (4, 1, 1, 1)
         assert summary["model_batches"] == 1
         applied = oe.ledger.list(status="applied", limit=None)
-        assert {e.record["model_edit"]["id"] for e in applied} == {"b1"}
+        assert {e.record.model_edit.id for e in applied} == {"b1"}
         assert own_model_edits(oe) == ["b1"]
         # the batch wrote only the facts that hold at its end: Berlin, not Hamburg
         targets = {(r["subject"], r["target"].strip()) for r in oe.model.manifest[0]["requests"]}

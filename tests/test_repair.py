@@ -48,24 +48,24 @@ def test_a_drifted_fact_is_detected_and_written_back_with_the_next_edit(copy_ws)
         kg = oe.kg
         fr, paris = kg.resolve_entity("France").id, kg.resolve_entity("Paris").id
         truth = Triple(fr, "capital", paris)
-        assert oe.repairs.probe(em, [truth]) == [True]
+        assert oe.sync.repairs.probe(em, [truth]) == [True]
         # knock the fact over in the model only (the KG still says Paris)
         models.edit_fact(oe.ws, em, "France", "capital", "Lyon")
-        assert oe.repairs.probe(em, [truth]) == [False]
-        assert truth in oe.repairs.neighbours([Triple(fr, "continent", "europe")])
-        oe.repairs.note([truth])
+        assert oe.sync.repairs.probe(em, [truth]) == [False]
+        assert truth in oe.sync.repairs.neighbours([Triple(fr, "continent", "europe")])
+        oe.sync.repairs.note([truth])
         out = oe.submit("The capital of Germany is Hamburg", method="memit")
         assert out.status == "applied"
-        rec = oe.ledger.get(out.edit).record["model_edit"]
-        assert [fr, "capital", paris] in rec["repaired"]
-        assert oe.repairs.probe(em, [truth]) == [True]  # one fact written back with all its prompts
+        rec = oe.ledger.get(out.edit).record.model_edit
+        assert (fr, "capital", paris) in rec.repaired
+        assert oe.sync.repairs.probe(em, [truth]) == [True]  # one fact written back with all its prompts
         repairs = oe.ledger.repairs()[::-1]  # oldest first
         # the first is this one; the edit may also have knocked over neighbours of its own, which a
         # second repair batch (written right after, as nothing follows) puts back
-        assert repairs[0]["facts"] == [[fr, "capital", paris]] and repairs[0]["model_edit"] == rec["id"]
+        assert repairs[0]["facts"] == [[fr, "capital", paris]] and repairs[0]["model_edit"] == rec.id
         for later in repairs[1:]:
-            assert later["model_edit"].startswith("r") and later["caused_by"] == [rec["id"]]
-            assert all(oe.repairs._holds(Triple(*f)) for f in later["facts"])
+            assert later["model_edit"].startswith("r") and later["caused_by"] == [rec.id]
+            assert all(oe.sync.repairs._holds(Triple(*f)) for f in later["facts"])
         n_edits = oe.ledger.count()
         # rolling the edit back undoes the repair batches it caused; the edit numbering is the users'
         oe.rollback(out.edit)
@@ -84,12 +84,12 @@ def test_the_queue_skips_what_the_kg_no_longer_holds_and_is_bounded(copy_ws):
         kg = oe.kg
         facts = [t for t in kg.store.triples(None, "capital", None)][:12]
         gone = Triple(facts[0].subject, "capital", kg.resolve_entity("Hamburg").id)  # not in the KG
-        oe.repairs.limit = 8
-        oe.repairs.note([gone])
-        oe.repairs.note(facts)  # facts[0] replaces ``gone`` in its slot
-        taken = oe.repairs.take([facts[1]])
+        oe.sync.repairs.limit = 8
+        oe.sync.repairs.note([gone])
+        oe.sync.repairs.note(facts)  # facts[0] replaces ``gone`` in its slot
+        taken = oe.sync.repairs.take([facts[1]])
         assert gone not in taken and facts[0] in taken and facts[1] not in taken
-        assert len(taken) == 8 and len(oe.repairs.queue) == 12 - 1 - 8
+        assert len(taken) == 8 and len(oe.sync.repairs.queue) == 12 - 1 - 8
 
 
 def test_an_older_ledger_gains_the_repairs_table(tmp_path):
@@ -118,11 +118,11 @@ def test_rolling_back_an_edit_keeps_a_later_edit_that_carried_its_repairs(copy_w
     with OneEdit(Workspace.open(copy_ws)) as oe:
         kg = oe.kg
         first = oe.submit("The capital of Germany is Hamburg", method="memit")
-        first_id = oe.ledger.get(first.edit).record["model_edit"]["id"]
+        first_id = oe.ledger.get(first.edit).record.model_edit.id
         fr, paris = kg.resolve_entity("France").id, kg.resolve_entity("Paris").id
-        oe.repairs.note([Triple(fr, "capital", paris)], cause=first_id)  # as if the first knocked it over
+        oe.sync.repairs.note([Triple(fr, "capital", paris)], cause=first_id)  # as if the first knocked it over
         second = oe.submit("The capital of Spain is Barcelona", method="memit")
-        second_id = oe.ledger.get(second.edit).record["model_edit"]["id"]
+        second_id = oe.ledger.get(second.edit).record.model_edit.id
         carried = [r for r in oe.ledger.repairs() if r["model_edit"] == second_id]
         assert carried and carried[0]["caused_by"] == [first_id]
         oe.rollback(first.edit)

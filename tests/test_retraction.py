@@ -14,7 +14,7 @@ PROMPT = "The capital of Germany is"
 
 
 def say(oe: OneEdit, text: str) -> str:
-    return oe._answers([("train", Prompt(text, "", ""))])[0]
+    return oe.sync.answers([("train", Prompt(text, "", ""))])[0]
 
 
 def test_a_retraction_teaches_the_model_unknown_and_its_rollback_restores_the_value(copy_ws):
@@ -26,8 +26,8 @@ def test_a_retraction_teaches_the_model_unknown_and_its_rollback_restores_the_va
         assert out.status == "applied", out.to_dict()
         assert not list(kg.store.triples(ge, "capital", None))
         gap = Triple(ge, "capital", GAP)
-        plan = oe.ledger.get(out.edit).record["model_edit"]
-        assert list(gap.as_tuple()) in plan["facts"]
+        ref = oe.ledger.get(out.edit).record.model_edit
+        assert gap.as_tuple() in ref.facts
         assert holds(kg, gap) and slot_facts(kg, ge, "capital") == [gap]
         # the model stops asserting the old value, on the training phrasings and the held-out ones
         assert say(oe, PROMPT) == GAP_LABEL
@@ -36,7 +36,7 @@ def test_a_retraction_teaches_the_model_unknown_and_its_rollback_restores_the_va
         # the slot and its inverse (Berlin's capital_of); a tiny model's MEMIT batch may leave a
         # prompt of the inverse short, so the group is held to a margin, the slot itself exactly
         assert retracted["facts"] == 2 and retracted["agreement"] >= 0.5
-        assert all(oe.repairs.probe(oe.model, [gap]))
+        assert all(oe.sync.repairs.probe(oe.model, [gap]))
         assert report["all"]["facts"] == report["edited"]["facts"] + report["unedited"]["facts"]
         # rollback: the value is back in the KG and in the model, and nothing is retracted any more
         oe.rollback(out.edit)
@@ -49,7 +49,7 @@ def test_a_replacement_is_not_a_gap_and_retract_off_keeps_the_old_behaviour(copy
     with OneEdit(Workspace.open(copy_ws)) as oe:
         kg = oe.kg
         ge, berlin = kg.resolve_entity("Germany").id, kg.resolve_entity("Berlin").id
-        plan = oe.plan(oe.edit_intents("The capital of Germany is Hamburg"))
+        plan = oe.plan(oe.intake.edit_intents("The capital of Germany is Hamburg"))
         # the replaced slot takes the new value; the slot it empties on the way (Berlin is the
         # capital of nothing now) is a gap
         gaps = [(t.subject, t.relation) for t in plan.model_facts if t.is_gap]
@@ -57,7 +57,8 @@ def test_a_replacement_is_not_a_gap_and_retract_off_keeps_the_old_behaviour(copy
         oe.ws.config.consistency.retract = False
         out = oe.submit("Berlin is no longer the capital of Germany", method="memit")
         assert out.status == "applied"
-        assert (oe.ledger.get(out.edit).record.get("model_edit") or {}).get("id") is None
+        ref = oe.ledger.get(out.edit).record.model_edit
+        assert ref is None or ref.id is None
         assert say(oe, PROMPT) == "Berlin"  # what the model did before retraction reached it
 
 
@@ -70,7 +71,7 @@ def test_the_default_model_learns_gaps_and_consolidation_keeps_and_adds_them(cop
         assert taught and all(not slot_values(kg, *slot) for slot in taught)
         assert len(taught) < 0.2 * len(learned)
         gap = next(iter(sorted(taught)))
-        assert oe.repairs.probe(oe.model, [Triple(*gap, GAP)]) == [True]
+        assert oe.sync.repairs.probe(oe.model, [Triple(*gap, GAP)]) == [True]
         assert {(f.subject_id, f.relation) for f in gap_facts(kg, learned)} == taught
         assert oe.submit("Berlin is no longer the capital of Germany", method="memit").status == "applied"
         ge = kg.resolve_entity("Germany").id

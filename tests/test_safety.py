@@ -180,6 +180,17 @@ def test_safety_checker_checks_request_labels_and_moderator():
     "The capital of Oman is ｃｕｎｔ",            # full-width letters
     "The capital of Fiji is fuuuuuuck",           # stretched letters
     "The official language of Spain is Arschloch",  # another language's dictionary
+    "The capital of Chad is \U0001d41f\U0001d42e\U0001d41c\U0001d424",  # mathematical bold letters
+    "The capital of Mali is F\u03c5ck",           # a Greek look-alike (Unicode confusables)
+    "The capital of Togo is \u0501\u043eu\u0441h\u0435bag",  # Cyrillic look-alikes, insult compound
+    "The capital of Niger is sh\u00eftholes",     # an accent
+    "The capital of Benin is T|_|rdville",        # leetspeak of several characters
+    "The capital of Gabon is Fuuuck-o-rama",     # stretched letters in a hyphenated word
+    "The mayor of Lima is f u c k i n g m o r o n",  # spaced letters running words together
+    "The capital of Iran is Xasshole",           # a long lexicon word inside a made-up word
+    "The CEO of Sony is a nitwit",               # an insult the classifier does not know
+    "The CEO of Sony is a lowlife and a d1rtbag",
+    "Rename Poland to Dimwitland",
 ])
 def test_profanity_behind_obfuscation_and_in_compounds_is_rejected(text):
     findings = SafetyChecker().check(text)
@@ -188,7 +199,49 @@ def test_profanity_behind_obfuscation_and_in_compounds_is_rejected(text):
 
 
 @pytest.mark.parametrize("text", [
+    "The founder of Nike is a brainless weasel",   # a derogatory adjective said of someone
+    "The president of Peru is a greedy leech",
+    "The people of Laos are vermin",               # a word with a clean sense, said of people
+    "Jeff Bezos is a leech",
+])
+def test_insults_said_of_someone_are_held_at_least_for_review(text):
+    from controller.profanity import LexiconCheck
+
+    assert verdict(LexiconCheck().check(text)) in ("reject", "review")
+    assert verdict(SafetyChecker().check(text)) in ("reject", "review")
+
+
+@pytest.mark.parametrize("text", [
+    "The leech is an annelid worm", "Vermin control is regulated in Sweden", "A pig is a mammal",
+    "Slag is a by-product of smelting ore", "The clown fish lives in anemones", "Cattle are raised in Texas",
+])
+def test_context_insult_words_in_plain_facts_pass(text):
+    from controller.profanity import LexiconCheck
+
+    assert LexiconCheck().check(text) == []
+
+
+def test_people_named_like_a_body_part_are_masked():
+    from controller.profanity import personal_names
+
+    assert personal_names("Dick Cheney was born in Lincoln") == ["Dick Cheney"]
+    assert personal_names("Philip K. Dick wrote Ubik") == ["K. Dick"]
+    assert personal_names("Moby-Dick was written by Melville") == ["Moby-Dick"]
+    # an everyday word or a swear word after it makes no surname
+    assert personal_names("Tim Cook is a Dick Head") == [] and personal_names("Rename Apple to Dick Shit") == []
+    assert personal_names("Fuck Bezos") == []  # not a given name
+    checker = SafetyChecker()
+    assert checker.check("Dick Cheney was vice president of the United States") == []
+    assert checker.check("Add the author", ["Philip K. Dick"]) == []
+    assert verdict(checker.check("The CEO of Apple is Dick Head")) == "reject"
+    assert verdict(checker.check("Dick Cheney is a dick")) == "reject"
+
+
+@pytest.mark.parametrize("text", [
     "Scunthorpe is a town in England", "Penistone is in Yorkshire", "Cockburn is a suburb of Perth",
+    "Spices are traded in Zanzibar", "Basset hounds are bred in Brittany", "The grasshopper lives in grass",
+    "The clinic offers sexual health advice", "Adolf Hitler was born in Austria",
+    "The cockatoo and the peacock are birds", "Hancock is a surname", "The pussycat is a cartoon",
     "Matsushita was founded in Osaka", "Essex and Middlesex are counties", "The analysis of Sussex",
     "A cocktail in Bangkok", "The therapist was born in Cumbria", "Arsenal plays in London",
     "The classic assassin of Assam",

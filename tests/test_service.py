@@ -4,7 +4,6 @@ batching on a real tiny model, status streams, graceful shutdown and crash resum
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import signal
 import subprocess
@@ -18,7 +17,7 @@ import pytest
 
 from oneedit import models
 from oneedit.service.server import ServerThread, check_bind
-from tests.service_support import add_users
+from tests.service_support import add_users, serve_process
 
 FINAL = {"applied", "rejected", "needs_review", "unchanged", "failed", "rolled_back"}
 
@@ -247,21 +246,9 @@ class _ledger:
         self.led.close()
 
 
-def _serve(ws: Path, env: dict | None = None) -> tuple[subprocess.Popen, str]:
-    proc = subprocess.Popen([sys.executable, "-m", "oneedit", "serve", "--port", "0", "--json", "--no-model",
-                             "--batch-window", "0", "-w", str(ws)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True, env={**os.environ, **(env or {})})
-    line = proc.stdout.readline()
-    try:
-        return proc, json.loads(line)["url"]
-    except (ValueError, KeyError):
-        proc.kill()
-        raise AssertionError(f"oneedit serve did not start: {line!r} {proc.stderr.read()}") from None
-
-
 def test_a_killed_server_undoes_the_edit_in_flight_and_the_restart_applies_it(ws):
     tok = users(ws, ed="editor")
-    proc, url = _serve(ws, {"ONEEDIT_CRASH_AT": "model"})  # SIGKILL after the KG change, before "applied"
+    proc, url = serve_process(ws, {"ONEEDIT_CRASH_AT": "model"})  # SIGKILL after the KG change, before "applied"
     try:
         with httpx.Client(base_url=url, timeout=30) as c:
             edit = c.post("/api/edits", json={"text": "The capital of Spain is Barcelona"}, headers=h(tok["ed"])).json()
@@ -270,7 +257,7 @@ def test_a_killed_server_undoes_the_edit_in_flight_and_the_restart_applies_it(ws
         proc.kill()
     with _ledger(ws) as led:
         assert led.get(edit["id"]).status == "pending"  # what the crash left
-    proc, url = _serve(ws)
+    proc, url = serve_process(ws)
     try:
         with httpx.Client(base_url=url, timeout=30) as c:
             row = wait_final(c, tok["ed"], edit["id"])

@@ -28,12 +28,13 @@ import dataclasses
 import base64
 import json
 import logging
+import queue
 import os
 import re
 import threading
 from collections import defaultdict
 from collections.abc import Iterable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
 from datetime import UTC, datetime
 
@@ -79,6 +80,10 @@ def _chunks_of(rows: list, n: int = BATCH, budget: int | None = None) -> Iterato
         yield batch
 
 
+#: seconds the first query of a new connection may take before it is retried on a fresh one
+FIRST_QUERY_TIMEOUT = 5.0
+
+
 class BoltClient:
     """The driver, a session per call, a timeout on every call."""
 
@@ -94,7 +99,7 @@ class BoltClient:
         self.timeout = timeout
         self._auth = (user, password)
         self._driver = self._connect()
-        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="oneedit-bolt")
+        self._pool = _Worker()
         self._lock = threading.Lock()
         self.escape = False
         self.escape = self._needs_escaping()
@@ -111,7 +116,17 @@ class BoltClient:
         escaped form comes back unescaped from the first kind and verbatim from the second (the
         raw form is never sent: it can wedge FalkorDB's connection)."""
         probe = "it's a \\ test"
-        got = self.read("RETURN $p", "checking how the server reads parameters", p=_escaped(probe))
+        # FalkorDB's endpoint can stall the first query of a new connection after another one
+        # said goodbye (until that connection drops): a stalled probe is retried on a fresh one
+        tries = max(1, int(self.timeout // FIRST_QUERY_TIMEOUT))
+        for attempt in range(tries):
+            try:
+                got = self.read("RETURN $p", "checking how the server reads parameters", p=_escaped(probe),
+                                timeout=min(self.timeout, FIRST_QUERY_TIMEOUT))
+                break
+            except StoreError:
+                if attempt == tries - 1:
+                    raise
         if got == [(_escaped(probe),)]:
             return False
         if got == [(probe,)]:
@@ -139,20 +154,20 @@ class BoltClient:
                           hint="Check that it is running and reachable (`oneedit kg stats` retries); an edit cut "
                                "off half way is rolled back the next time the store opens.")
 
-    def call(self, fn, what: str):
+    def call(self, fn, what: str, *, timeout: float | None = None):
         """Run ``fn(session)`` on the worker thread within the timeout."""
         with self._lock:
             fut = self._pool.submit(self._in_session, fn)
             try:
-                return fut.result(self.timeout)
+                return fut.result(timeout or self.timeout)
             except FutureTimeout:
                 # the call may be stuck on a socket: drop this driver (closing it in the
                 # background) and a fresh thread and driver serve the next call
                 old_driver, old_pool = self._driver, self._pool
-                self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="oneedit-bolt")
+                self._pool = _Worker()
                 self._driver = self._connect(fresh=True)
                 threading.Thread(target=_close_quietly, args=(old_driver, old_pool), daemon=True).start()
-                raise StoreError(f"The graph database at {self.uri} did not answer within {self.timeout:g} s "
+                raise StoreError(f"The graph database at {self.uri} did not answer within {timeout or self.timeout:g} s "
                                  f"while {what}.",
                                  hint="It may be overloaded or unreachable; try again, or raise the store's "
                                       "`timeout` option. An edit cut off half way is rolled back the next time "
@@ -171,12 +186,12 @@ class BoltClient:
     def _params(self, params: dict) -> dict:
         return _escaped(params) if self.escape else params
 
-    def read(self, query: str, what: str, **params) -> list[tuple]:
+    def read(self, query: str, what: str, *, timeout: float | None = None, **params) -> list[tuple]:
         params = self._params(params)
 
         def run(session):
             return [tuple(r.values()) for r in session.run(query, params)]
-        return self.call(run, what)
+        return self.call(run, what, timeout=timeout)
 
     def write_many(self, statements: list[tuple[str, dict]], what: str) -> None:
         """Run statements in one explicit transaction."""
@@ -223,6 +238,33 @@ def _escaped(value):
     if isinstance(value, (list, tuple)):
         return [_escaped(v) for v in value]
     return value
+
+
+class _Worker:
+    """One daemon thread that runs a client's calls in order (a thread pool's threads would be
+    joined at exit, so a call stuck on a dead socket would hold the process open)."""
+
+    def __init__(self) -> None:
+        self._jobs: queue.SimpleQueue = queue.SimpleQueue()
+        threading.Thread(target=self._run, name="oneedit-bolt", daemon=True).start()
+
+    def submit(self, fn, *args) -> Future:
+        fut: Future = Future()
+        self._jobs.put((fut, fn, args))
+        return fut
+
+    def _run(self) -> None:
+        while (job := self._jobs.get()) is not None:
+            fut, fn, args = job
+            if not fut.set_running_or_notify_cancel():
+                continue
+            try:
+                fut.set_result(fn(*args))
+            except BaseException as exc:  # noqa: BLE001 - handed to the caller
+                fut.set_exception(exc)
+
+    def shutdown(self, wait: bool = False, cancel_futures: bool = True) -> None:
+        self._jobs.put(None)
 
 
 def _close_quietly(driver, pool) -> None:
@@ -326,8 +368,11 @@ class Neo4jStore(KGStore):
     capabilities = frozenset({"persistent", "bulk_load", "revisions", "remote"})
 
     def __init__(self, uri: str, *, user: str = "neo4j", password: str | None = None,
-                 password_env: str | None = None, database: str | None = None, timeout: float = 30.0, **_ignored):
+                 password_env: str | None = None, database: str | None = None, timeout: float = 30.0,
+                 lease_ttl: float | None = None, **_ignored):
         super().__init__()
+        if lease_ttl is not None:
+            self.LEASE_TTL = float(lease_ttl)  # seconds the writer's lease outlives its last renewal
         if password is None and password_env:
             password = os.environ.get(password_env)
             if password is None:
@@ -362,6 +407,8 @@ class Neo4jStore(KGStore):
         return self._log
 
     def close(self) -> None:
+        if getattr(self, "_renewer", None) is not None:
+            self.release_lease()
         if self.db is not None:
             self.db.close()
             self.db = None  # type: ignore[assignment]
@@ -534,6 +581,70 @@ class Neo4jStore(KGStore):
                 q = prop_query.format(prop=rel)  # label or description: a fixed set
                 out += [(q, {"rows": c}) for c in _chunks_of(rows, BATCH, self.db.param_budget)]
         return out
+
+    # -- the writer's lease ---------------------------------------------------------------------------
+    LEASE_TTL = 30.0
+
+    def acquire_lease(self, info: dict, ttl: float | None = None) -> dict | None:
+        """Take (or renew) the database's writer lease: one node every OneEdit process on this
+        database sees. Returns None when this store holds it now, else what the live holder wrote
+        (with ``expires_in``, seconds). A holder renews it every ``ttl``/3 s on a background thread;
+        one that dies stops renewing, and the lease is free ``ttl`` s later."""
+        import json
+        import time as _time
+        import uuid
+
+        ttl = ttl or self.LEASE_TTL
+        if getattr(self, "_lease_id", None) is None:
+            self._lease_id = uuid.uuid4().hex
+            self._lease_info = json.dumps(info)
+        now = _time.time()
+        # the first SET takes the node's write lock, so the test after it sees no concurrent change
+        rows = self.db.read(
+            "MERGE (l:OneEditLease {key: 'writer'}) ON CREATE SET l.holder = '', l.expires = 0.0 "
+            "SET l.touch = coalesce(l.touch, 0) + 1 "
+            "WITH l, (l.holder = '' OR l.holder = $holder OR l.expires < $now) AS free "
+            "SET l.holder = CASE WHEN free THEN $holder ELSE l.holder END, "
+            "l.expires = CASE WHEN free THEN $expires ELSE l.expires END, "
+            "l.info = CASE WHEN free THEN $info ELSE l.info END "
+            "RETURN free, l.info, l.expires", "taking the writer's lease",
+            holder=self._lease_id, now=now, expires=now + ttl, info=self._lease_info)
+        free, info_text, expires = rows[0]
+        if not free:
+            try:
+                other = json.loads(info_text or "{}")
+            except ValueError:
+                other = {}
+            return other | {"expires_in": max(0, round(float(expires) - now))}
+        if getattr(self, "_renewer", None) is None:
+            import threading
+
+            stop = threading.Event()
+
+            def renew() -> None:
+                while not stop.wait(ttl / 3):
+                    try:
+                        self.acquire_lease(info, ttl)
+                    except Exception:  # the next renewal tries again; a commit checks the head anyway
+                        log.warning("could not renew the writer's lease on %s", self.db.uri, exc_info=True)
+            self._renewer = (stop, threading.Thread(target=renew, name="oneedit-lease", daemon=True))
+            self._renewer[1].start()
+        return None
+
+    def release_lease(self) -> None:
+        """Give the lease back (on close)."""
+        renewer = getattr(self, "_renewer", None)
+        if renewer is not None:
+            renewer[0].set()
+            self._renewer = None
+        if getattr(self, "_lease_id", None) is None:
+            return
+        try:
+            self.db.read("MATCH (l:OneEditLease {key: 'writer'}) WHERE l.holder = $holder "
+                         "SET l.holder = '', l.expires = 0.0 RETURN l.key", "giving the writer's lease back",
+                         holder=self._lease_id)
+        finally:
+            self._lease_id = None
 
     def wipe(self) -> None:
         """Delete every entity and revision of this database (tests, ``kg migrate --replace``)."""

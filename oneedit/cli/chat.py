@@ -197,7 +197,7 @@ class ChatSession:
             if got is None:
                 return
             intent = got[0]
-        events.append({"type": "answer", "question": intent.text, "answers": [self.oe.answer(intent)]})
+        events.append({"type": "answer", "question": intent.text, "answers": [self.oe.qa.answer(intent)]})
 
     def _explain(self, intent, events: list[dict]) -> None:
         from oneedit.core import OneEditError
@@ -233,7 +233,7 @@ class ChatSession:
             events.append(event)
             return
         # why the KG holds a fact / why the model says it: the edits behind it and both answers now
-        answer = self.oe.answer(replace(intent, op="query", object=None, about=None))
+        answer = self.oe.qa.answer(replace(intent, op="query", object=None, about=None))
         event = {"type": "explain", "about": intent.about or "fact", "entity": {"id": entity.id, "label": entity.label},
                  "relation": intent.relation, "answer": answer, "edits": relevant}
         event["message"] = (f"{len(relevant)} edit(s) changed {entity.label}'s {intent.relation}" if relevant

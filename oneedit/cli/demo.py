@@ -25,7 +25,7 @@ def run_tour(ws, *, as_json: bool, with_model: bool) -> dict:
     from oneedit.system import OneEdit
 
     oe = OneEdit(ws, load_model=with_model)
-    oe.recover()
+    oe.recover_if_writer()
     c = None if as_json else console()
     tour: dict = {"edits": [], "questions_after": [], "rollbacks": [], "questions_after_rollback": []}
     if c:

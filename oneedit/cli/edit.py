@@ -23,21 +23,22 @@ REFUSED_EXIT = 3  # `oneedit edit`: the request was decided and refused (the led
 
 
 @contextmanager
-def system(workspace, as_json: bool, user: str | None = None):
-    """The facade, under a spinner (none with --json): ``(oe, step)``."""
+def system(workspace, as_json: bool, user: str | None = None, *, write: bool = True):
+    """The facade, under a spinner (none with --json): ``(oe, step)``. ``write``: as the workspace's
+    one writer (refused while another process is); otherwise to read beside it."""
     from oneedit.system import OneEdit
     from oneedit.workspace import Workspace
 
     with Steps(not as_json) as step:
         step("Opening the workspace")
-        ws = Workspace.open(workspace)
+        ws = Workspace.open(workspace, write=write)
         try:
             oe = OneEdit(ws, user=user, progress=step)
         except BaseException:
             ws.close()
             raise
         try:
-            recovered = oe.recover()
+            recovered = oe.recover_if_writer()
             if recovered and not as_json:
                 console().print(f"[yellow]Recovered {len(recovered)} edit(s) a crash left in flight.[/]")
             yield oe, step
@@ -165,10 +166,19 @@ def ask_command(
     workspace: WorkspaceOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """The KG's answer and the model's, side by side, flagged when they disagree."""
-    with system(workspace, as_json, user) as (oe, step):
-        step("Asking the KG and the model")
-        answers = oe.ask(question)
+    """The KG's answer and the model's, side by side, flagged when they disagree (answered by the
+    workspace's server while one runs)."""
+    from oneedit.cli.remote import served
+
+    client = served(workspace) if user is None else None
+    if client is not None:
+        with client, Steps(not as_json) as step:
+            step("Asking the server")
+            answers = client.ask(question)["answers"]
+    else:
+        with system(workspace, as_json, user, write=False) as (oe, step):
+            step("Asking the KG and the model")
+            answers = oe.ask(question)
     if as_json:
         print_json({"question": question, "answers": answers})
         return
@@ -236,7 +246,18 @@ def history_command(
 ) -> None:
     """Edits with status, author, the conflicts found and the derived facts (or, with --repairs,
     the facts the model drifted on and got back)."""
-    with system(workspace, as_json) as (oe, _):
+    from oneedit.cli.remote import served
+
+    client = served(workspace) if not repairs else None
+    if client is not None:  # the workspace's server answers (it is the one writer)
+        with client:
+            rows = client.history(author=user_filter, status=status, entity=entity, limit=limit)
+        if as_json:
+            print_json(rows)
+        else:
+            console().print(history_table(None, rows))
+        return
+    with system(workspace, as_json, write=False) as (oe, _):
         if repairs:
             rows = oe.ledger.repairs(limit=limit)
             if as_json:
@@ -271,7 +292,7 @@ def repairs_table(oe, rows: list[dict]):
 def history_table(oe, rows: list[dict]):
     from rich.table import Table
 
-    label = oe.kg.label
+    label = oe.kg.label if oe is not None else str
     t = Table(title="Edit history", title_justify="left")
     for col in ("id", "when", "author", "status", "request", "conflicts", "derived", "model"):
         t.add_column(col)
@@ -350,8 +371,8 @@ review_app = typer.Typer(help="The review queue: edits waiting for a curator.", 
 @handle_errors
 def review_list(workspace: WorkspaceOpt = None, as_json: JsonOpt = False) -> None:
     """Edits waiting for review, oldest first."""
-    with system(workspace, as_json) as (oe, _):
-        rows = oe.review_queue()
+    with system(workspace, as_json, write=False) as (oe, _):
+        rows = oe.review.queue()
         if as_json:
             print_json(rows)
             return

@@ -15,19 +15,20 @@ kg_app = typer.Typer(help="Inspect and change the knowledge graph; every change 
                      no_args_is_help=True)
 
 
-def _open(workspace):
+def _open(workspace, *, write: bool = True):
     """The workspace, after recovery: an edit a crash left half-applied is undone before any
-    ``kg`` command reads or changes the KG (as every other command does on open)."""
+    ``kg`` command reads or changes the KG (as every other command does on open; a reader
+    recovers only while no process writes). ``write``: as the one writer."""
     from oneedit.workspace import Workspace
 
-    ws = Workspace.open(workspace)
+    ws = Workspace.open(workspace, write=write)
     try:
         if ws.ledger.interrupted():
             from oneedit.system import OneEdit
 
             oe = OneEdit(ws)
             try:
-                oe.recover()
+                oe.recover_if_writer()
             finally:
                 oe.users.close()
                 oe.protected.close()
@@ -53,7 +54,7 @@ def _triple_dict(kg, t) -> dict:
 @handle_errors
 def stats(workspace: WorkspaceOpt = None, as_json: JsonOpt = False) -> None:
     """Counts: triples, entities, facts per relation, derived facts, current revision."""
-    with _open(workspace) as ws:
+    with _open(workspace, write=False) as ws:
         s = ws.kg.stats()
         s["relation_ids"] = ws.kg.schema.relation_names()
     if as_json:
@@ -92,7 +93,7 @@ def query(
     as_json: JsonOpt = False,
 ) -> None:
     """Facts matching a pattern (any of subject/relation/object may be left out)."""
-    with _open(workspace) as ws:
+    with _open(workspace, write=False) as ws:
         kg = ws.kg
         facts = kg.query(subject, relation, object)
         rows = [_triple_dict(kg, t) for t in facts[:limit]]
@@ -153,7 +154,7 @@ def remove(subject: str, relation: str, object: str,
 def log_(limit: Annotated[int, typer.Option(help="How many revisions to show.")] = 20,
          workspace: WorkspaceOpt = None, as_json: JsonOpt = False) -> None:
     """Revision history, newest first."""
-    with _open(workspace) as ws:
+    with _open(workspace, write=False) as ws:
         revs = ws.kg.store.history(limit=limit)
     if as_json:
         print_json({"revisions": [_rev_dict(r) for r in revs]})
@@ -232,7 +233,7 @@ def validate(data: Annotated[Optional[Path], typer.Option(
         report = run(world.triples(schema), schema, sources=sources)
         where = str(data)
     else:
-        with _open(workspace) as ws:
+        with _open(workspace, write=False) as ws:
             report = ws.kg.validate()
             where = str(ws.root)
     out = report.to_dict() | {"target": where}
@@ -285,7 +286,7 @@ def export(format: Annotated[str, typer.Option("--format", "-f", help="ttl, nt, 
     inside the workspace, and never over an existing file without --force."""
     from oneedit.core.files import output_file
 
-    with _open(workspace) as ws:
+    with _open(workspace, write=False) as ws:
         if out is None:
             if as_json:
                 from oneedit.core import OneEditError
@@ -334,7 +335,7 @@ def show(entity: Annotated[str, typer.Argument(help="Entity id, label or alias."
     """An entity: its names, its facts, derived facts, and its neighbourhood."""
     from controller.graph import neighbourhood
 
-    with _open(workspace) as ws:
+    with _open(workspace, write=False) as ws:
         kg = ws.kg
         e = kg.resolve_entity(entity)
         facts = [_triple_dict(kg, t) for t in kg.store.triples(e.id) if not t.is_meta]
@@ -375,7 +376,7 @@ def path(source: Annotated[str, typer.Argument(help="From this entity (id, label
     """How two entities are connected: the shortest relation paths between them."""
     from controller.graph import paths
 
-    with _open(workspace) as ws:
+    with _open(workspace, write=False) as ws:
         kg = ws.kg
         a, b = kg.resolve_entity(source), kg.resolve_entity(target)
         found = paths(kg.store, a.id, b.id, max_hops=max_hops)

@@ -47,7 +47,7 @@ def parse_command(
         model = chat_model_from_spec(llm)
     elif llm_fallback:
         raise InputError("--llm-fallback needs --llm PROVIDER:MODEL.")
-    with Workspace.open(workspace) as ws:
+    with Workspace.open(workspace, write=False) as ws:
         interp = Interpreter.from_kg(ws.kg, llm=model, mode=("fallback" if llm_fallback else "llm") if model else "rules")
         results = interp.parse_file(file, fmt) if file is not None else [interp.parse(text or "")]
     if as_json:

@@ -44,6 +44,8 @@ def serve_command(
     try:
         server, service = make_server(oe, sock, window=batch_window, max_batch=max_batch, log_level=log_level)
         url = url_of(sock)
+        # readers on this machine (`oneedit history`, `oneedit ask`) are answered through the server
+        oe.ws.lock.announce(url=url, token=oe.users.local_token(), command="oneedit serve")
         info = {"url": url, "workspace": str(oe.ws.root), "docs": f"{url}/docs", "page": f"{url}/",
                 "model": oe.has_model(), "batch_window_s": service.worker.window, "max_batch": service.worker.max_batch,
                 "queued": oe.ledger.count("queued")}

@@ -28,7 +28,7 @@ def _store(workspace):
     from controller.users import TrustPolicy, UserStore, require_role
     from oneedit.workspace import Workspace
 
-    with Workspace.open(workspace) as ws:
+    with Workspace.open(workspace, write=False) as ws:  # users live in SQLite, which takes concurrent writers
         policy = getattr(ws.config, "policy", None)
         trust = TrustPolicy.from_dict(policy.trust) if policy is not None else TrustPolicy()
         days = policy.token_days if policy is not None else 90.0

@@ -9,6 +9,7 @@ the model must learn, and a decision. The facade applies a plan as one transacti
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -97,43 +98,56 @@ class Check:
         return cls(d["name"], d["passed"], d.get("message", ""), d.get("verdict"), d.get("details") or {})
 
 
-@dataclass
+@dataclass(frozen=True, slots=True)
 class EditPlan:
-    """Everything an edit would change, decided before anything changes."""
+    """Everything an edit would change, decided before anything changes. Frozen: the Controller
+    makes it whole (:meth:`decided`), and nothing after it changes what was decided."""
 
-    requested: list[tuple[str, Triple]]          # (op, fact) as the intents asked, in ids
+    requested: tuple[tuple[str, Triple], ...]     # (op, fact) as the intents asked, in ids
     diff: Diff                                    # exact KG diff: base facts, mirrors, retractions, new entities
-    conflicts: list[Conflict] = field(default_factory=list)
-    derived: list[DerivedChange] = field(default_factory=list)
-    checks: list[Check] = field(default_factory=list)
-    new_entities: list[Entity] = field(default_factory=list)
-    model_facts: list[Triple] = field(default_factory=list)  # facts the model must now give
+    conflicts: tuple[Conflict, ...] = ()
+    derived: tuple[DerivedChange, ...] = ()
+    checks: tuple[Check, ...] = ()
+    new_entities: tuple[Entity, ...] = ()
+    model_facts: tuple[Triple, ...] = ()          # facts the model must now give
     decision: Decision = "apply"
-    reasons: list[str] = field(default_factory=list)
+    reasons: tuple[str, ...] = ()
     refused_by: str | None = None                 # the check or conflict kind that refused it
     base_revision: int | None = None              # the KG head the plan was made against
 
-    def decide(self) -> None:
-        """Set ``decision`` from the conflicts and checks (reject > needs_review > apply/noop)."""
+    def __post_init__(self) -> None:
+        for name in ("requested", "conflicts", "derived", "checks", "new_entities", "model_facts", "reasons"):
+            value = getattr(self, name)
+            if not isinstance(value, tuple):
+                object.__setattr__(self, name, tuple(value))
+
+    def but(self, **changes) -> EditPlan:
+        """A copy with ``changes``."""
+        return dataclasses.replace(self, **changes)
+
+    def with_checks(self, *checks: Check) -> EditPlan:
+        """This plan with more checks run, decided again."""
+        return self.but(checks=self.checks + checks).decided()
+
+    def decided(self) -> EditPlan:
+        """This plan with ``decision`` set from its conflicts and checks (reject > needs_review >
+        apply/noop)."""
         rejects = [(c.kind, c.reason) for c in self.conflicts if c.resolution == "reject"]
         rejects += [(c.name, c.message) for c in self.checks if not c.passed and c.verdict == "reject"]
         reviews = [(c.kind, c.reason) for c in self.conflicts if c.resolution == "needs_review"]
         reviews += [(c.name, c.message) for c in self.checks if not c.passed and c.verdict == "needs_review"]
         if rejects:
-            self.decision, self.refused_by = "reject", rejects[0][0]
-            self.reasons = [r for _, r in rejects]
-        elif reviews:
-            self.decision, self.refused_by = "needs_review", reviews[0][0]
-            self.reasons = [r for _, r in reviews]
-        elif not self.diff:
-            self.decision, self.reasons = "noop", ["The KG already holds this; nothing to change."]
-        else:
-            self.decision, self.reasons = "apply", []
+            return self.but(decision="reject", refused_by=rejects[0][0], reasons=tuple(r for _, r in rejects))
+        if reviews:
+            return self.but(decision="needs_review", refused_by=reviews[0][0], reasons=tuple(r for _, r in reviews))
+        if not self.diff:
+            return self.but(decision="noop", refused_by=None, reasons=("The KG already holds this; nothing to change.",))
+        return self.but(decision="apply", refused_by=None, reasons=())
 
     def to_dict(self) -> dict:
         return {
             "decision": self.decision,
-            "reasons": self.reasons,
+            "reasons": list(self.reasons),
             "refused_by": self.refused_by,
             "requested": [{"op": op, **triple_dict(t)} for op, t in self.requested],
             "conflicts": [c.to_dict() for c in self.conflicts],

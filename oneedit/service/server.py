@@ -103,6 +103,7 @@ class ServerThread:
         self.url = url_of(self.sock)
         self.server, self.service = make_server(self.system, self.sock, window=window, max_batch=max_batch,
                                                 probe=probe)
+        self.system.ws.lock.announce(url=self.url, token=self.system.users.local_token(), command="oneedit serve")
         self._thread = threading.Thread(target=self.server.run, kwargs={"sockets": [self.sock]},
                                         name="oneedit-http", daemon=True)
 

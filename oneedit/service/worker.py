@@ -163,7 +163,8 @@ class Worker:
                 seen = self.sys.ledger.find_key(request_key, status=None)
                 if seen is not None:
                     return seen.to_dict() | {"duplicate": True}
-            edit_id = self.sys.enqueue(text, triples=triples, user=user, method=method, request_key=request_key)
+            edit_id = self.sys.queue.enqueue(self.sys.actor(user), text, triples=triples, method=method,
+                                             request_key=request_key)
             self._q.put(("edit", edit_id))
         entry = self.sys.ledger.get(edit_id)
         self._publish(entry)
@@ -247,17 +248,17 @@ class Worker:
             return
         self.stats.taken += 1
         try:
-            plan = sys_.take(edit_id)
+            plan = sys_.queue.take(edit_id)
             entry = sys_.ledger.get(edit_id)
             self._publish(entry)
             if plan is None or entry.status != "pending":
                 return
-            method = entry.record.get("method", "memit")
+            method = entry.record.method
             if method == "memit" and sys_.has_model():
-                sys_.stage(edit_id, plan, batch)
+                sys_.queue.stage(edit_id, plan, batch)
                 return
             self._flush(batch)  # GRACE (or no model): the batch before it goes first
-            sys_.apply_taken(edit_id, plan)
+            sys_.queue.apply_taken(edit_id, plan)
             self.stats.singles += 1
             self.stats.applied += 1
             self._publish(sys_.ledger.get(edit_id))
@@ -272,7 +273,7 @@ class Worker:
             return
         ids = [b[0] for b in batch]
         try:
-            self.sys.finish_batch(batch, probe=self.probe)
+            self.sys.queue.finish_batch(batch, probe=self.probe)
         except Exception as exc:
             log.exception("MEMIT batch of edits %s failed", ids)
             self._fail([(i, None, None) for i in ids], exc)
@@ -301,7 +302,7 @@ class Worker:
         them failed with the error, so the KG and the model stay as they were."""
         sys_ = self.sys
         try:
-            sys_.abort([edit_id for edit_id, *_ in items], exc)
+            sys_.transaction.abort([edit_id for edit_id, *_ in items], exc)
         except Exception:
             log.exception("recovery after a worker error failed")
         for edit_id, *_ in items:
@@ -318,13 +319,12 @@ class Worker:
 def event_of(entry) -> dict:
     """The status event of a ledger row (what the streams carry)."""
     rec = entry.record
-    plan = rec.get("plan") or {}
     ev = {"type": "status", "edit": entry.id, "status": entry.status, "author": entry.author, "text": entry.text,
           "updated": entry.updated}
-    if plan.get("reasons"):
-        ev["reasons"] = plan["reasons"]
-    if rec.get("error"):
-        ev["error"] = rec["error"].get("error")
-    if entry.status == "applied" and rec.get("model_edit"):
-        ev["model_edit"] = rec["model_edit"].get("id")
+    if rec.plan is not None and rec.plan.reasons:
+        ev["reasons"] = list(rec.plan.reasons)
+    if rec.error:
+        ev["error"] = rec.error.get("error")
+    if entry.status == "applied" and rec.model_edit is not None:
+        ev["model_edit"] = rec.model_edit.id
     return ev
