@@ -123,6 +123,12 @@ class EntityLinker:
         ranked = sorted(best.values(), key=lambda m: (-m.score, m.entity.id))
         typed = [m for m in ranked if m.entity.type in types]
         cfg = self.config
+        exact = next((m for m in ranked if m.how == "id" and m.entity.id == text), None)
+        if exact is not None:  # an entity's id, as written: ids are unique, labels are not
+            if exact.entity.type in types:
+                return Link((Mention(text, exact.entity, 1.0),), 1.0)
+            note = f"{exact.entity.label!r} is a {exact.entity.type}, not a {' or '.join(types)}"
+            return Link((Mention(text, exact.entity, 1.0),), MISMATCH_WEIGHT, note)
         if typed and typed[0].score >= cfg.link and (
                 len(typed) == 1 or typed[0].score - typed[1].score >= cfg.margin):
             top = typed[0]

@@ -40,6 +40,21 @@ def test_csv_with_header_ops_names_and_ids(interp, tmp_path):
     assert all(i.source.file == str(f) for r in results for i in r.intents)
 
 
+def test_an_exact_id_is_that_entity_though_its_label_names_several(interp, tmp_path):
+    """Ids are unique, labels are not: ``portland`` is Portland, Oregon (``portland_maine`` the
+    other), where the label "Portland" alone stays ambiguous."""
+    f = tmp_path / "ids.csv"
+    f.write_text("subject,relation,object\namsterdam,capital_of,netherlands\nportland,located_in,united_states\n"
+                 "portland_maine,located_in,united_states\n", encoding="utf-8")
+    got = [[(i.op, i.triple.as_tuple() if i.triple else None) for i in r.intents]
+           for r in interp.parse_file(f, None, lenient=True)]
+    assert got == [[("assert", ("netherlands", "capital", "amsterdam"))],
+                   [("assert", ("portland", "located_in", "united_states"))],
+                   [("assert", ("portland_maine", "located_in", "united_states"))]]
+    label = interp.parse("Portland is in the United States").intents[0]
+    assert label.triple is None and {c.entity.id for c in label.subject.candidates} >= {"portland", "portland_maine"}
+
+
 def test_jsonl_with_triples_and_text(interp, tmp_path):
     f = tmp_path / "edits.jsonl"
     rows = [{"subject": "Germany", "relation": "capital", "object": "Berlin"},
