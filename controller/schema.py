@@ -27,6 +27,10 @@ class Templates:
         return self.train + self.heldout
 
 
+#: what an event verb of a relation may imply (see ``RelationSpec.events``)
+EVENT_OPS = ("assert", "retract", "replace")
+
+
 @dataclass(frozen=True, slots=True)
 class RelationSpec:
     id: str
@@ -39,6 +43,9 @@ class RelationSpec:
     inverse: str | None = None
     symmetric: bool = False
     rule: tuple[str, ...] = ()
+    #: event verbs and the operation each implies ("joined": assert, "quit": retract, "moved its
+    #: head office to": replace), read as phrases of the relation by the interpreter
+    events: tuple[tuple[str, tuple[str, ...]], ...] = ()  # ((op, verbs), ...)
 
     @property
     def functional(self) -> bool:
@@ -146,6 +153,13 @@ def _relation_from_dict(rid: str, spec: dict, types: dict[str, str], where: str)
     for t in templates.all():
         if "{subject}" not in t or "{object}" not in t:
             raise SchemaError(f"{where}: template {t!r} of {rid!r} needs {{subject}} and {{object}}.")
+    events = spec.get("events") or {}
+    if not isinstance(events, dict) or set(events) - set(EVENT_OPS):
+        raise SchemaError(f"{where}: events of {rid!r} must map {', '.join(EVENT_OPS)} to lists of verb phrases.",
+                          hint="e.g. events: {assert: [joined], retract: [quit, left]}")
+    for op, verbs in events.items():
+        if not isinstance(verbs, list) or not all(isinstance(v, str) and v.strip() for v in verbs):
+            raise SchemaError(f"{where}: events.{op} of {rid!r} must be a list of verb phrases.")
     return RelationSpec(
         id=rid,
         label=str(spec.get("label", rid.replace("_", " "))),
@@ -157,6 +171,7 @@ def _relation_from_dict(rid: str, spec: dict, types: dict[str, str], where: str)
         inverse=spec.get("inverse"),
         symmetric=bool(spec.get("symmetric", False)),
         rule=tuple(spec.get("rule", ())),
+        events=tuple((op, tuple(v)) for op, v in events.items()),
     )
 
 

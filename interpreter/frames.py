@@ -12,6 +12,7 @@ and, for commands ("set … to …", "remove … as …"), which operation it me
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from dataclasses import dataclass, field
 from typing import Literal
@@ -163,6 +164,7 @@ class RawMatch:
     new: bool = False            # "the *new* CEO": a replacement
     phrase: str = ""
     asked_type: str | None = None  # "which *company* …": the type of the answer
+    event_op: str | None = None  # the operation the relation's event verb implies ("quit": retract)
 
 
 def _stems(words: str) -> str:
@@ -298,7 +300,8 @@ class Grammar:
                     continue
                 m = pattern.match(text)
                 if m is not None:
-                    out.extend(self._raw(frame, phrase.relation, m, index, len(stems), phrase.text))
+                    raws = self._raw(frame, phrase.relation, m, index, len(stems), phrase.text)
+                    out.extend(dataclasses.replace(r, event_op=phrase.op) if phrase.op else r for r in raws)
         for frame, pattern, literal in self.templates:
             if literal <= stem_set:
                 m = pattern.match(text)

@@ -17,15 +17,23 @@ NEGATIONS = ("no longer", "not anymore", "not any more", "not any longer", "anym
 REPLACE_MARKERS = ("from now on", "as of today", "as of now", "now", "actually", "in fact",
                    "instead", "nowadays", "these days", "henceforth")
 #: Words that change nothing about the request, removed wherever they are.
-FILLERS = ("please", "kindly", "still", "currently", "also", "really", "officially", "already",
+FILLERS = ("please", "kindly", "still", "currently", "also", "really", "officially", "already", "both",
            "as well", "indeed", "presently", "meanwhile")
 #: The same, but only at the start or end of a clause ("ok, …", "…, thanks").
 EDGE_FILLERS = ("thanks", "thank you", "fyi", "ok", "okay", "hey", "hi", "hello", "so", "well",
                 "by the way", "btw", "just so you know", "i think", "i believe", "today", "too",
                 "correct", "right", "yes", "oh", "hmm", "um", "lol", "pls", "plz", "then", "and",
-                "but", "also", "dear oneedit", "oneedit")
+                "but", "also", "dear oneedit", "oneedit",
+                # framing around a fact ("please note that …", "…, can you update it")
+                "please note that", "note that", "please note", "heads up", "again",
+                "yesterday", "as of yesterday", "i guess", "i heard", "i read that", "i heard that",
+                "can you update it", "could you update it", "please update it", "update it",
+                "can you update that", "please fix it", "if i remember correctly", "apparently",
+                "for the record", "for your information", "just to let you know", "to be clear",
+                "could you", "can you", "would you", "please could you", "never mind")
 #: A clause made only of these says nothing ("No, …", "Correction: …").
 INTERJECTIONS = ("no", "yes", "correction", "wait", "sorry", "oops", "ok", "okay", "right", "true",
+                 "never mind", "nevermind", "scratch that",
                  "update", "note", "fyi", "hey", "hi", "hello", "thanks", "thank you", "please", "well",
                  "so", "hmm", "um", "ah", "oh")
 #: "Jeff Bezos stepped down as CEO of Amazon": leaving a role retracts it.
@@ -44,7 +52,8 @@ QUESTION_WORDS = ("what", "who", "whom", "whose", "which", "where", "when", "how
 YES_NO_STARTS = ("is", "are", "was", "were", "does", "do", "did", "has", "have", "had", "can")
 QUERY_COMMANDS = ("tell me", "show me", "show", "give me", "list", "find", "look up", "lookup",
                   "name", "get", "fetch", "i want to know", "i would like to know", "do you know",
-                  "can you tell me", "could you tell me", "what about")
+                  "can you tell me", "could you tell me", "what about", "any idea", "do you happen to know",
+                  "i wonder", "i was wondering")
 
 #: "remove the fact that …": commands that retract what follows.
 RETRACT_COMMANDS = ("remove", "delete", "drop", "retract", "erase", "forget", "withdraw",
@@ -69,7 +78,9 @@ CHANGED_VERBS = ("changed to", "has changed to", "was changed to", "is changed t
                  "became", "has become", "turned into", "went to", "goes to", "will be")
 
 UNDO_VERBS = ("undo", "revert", "roll back", "rollback", "reverse", "cancel", "take back",
-              "back out", "unapply", "rewind")
+              "back out", "unapply", "rewind", "scrap", "scratch", "put back", "go back", "change back")
+#: Verbs of an undo split by its object ("roll that back", "take it back", "put the graph back").
+UNDO_SPLIT_VERBS = ("roll", "take", "put", "change", "set")
 EDIT_NOUNS = ("edit", "edits", "change", "changes", "update", "updates", "modification",
               "modifications", "transaction", "transactions", "request", "requests", "entry")
 LATEST_WORDS = ("last", "latest", "previous", "most recent", "recent", "final", "prior")

@@ -23,6 +23,7 @@ class Phrase:
     stems: tuple[str, ...]
     relation: str
     text: str
+    op: str | None = None  # an event verb's operation ("quit": retract); None for a plain phrase
 
     @property
     def key(self) -> str:
@@ -43,12 +44,20 @@ class RelationLexicon:
         phrases: dict[tuple[str, tuple[str, ...]], Phrase] = {}
         for spec in self.relations.values():
             names = [*spec.phrases, spec.label, spec.id.replace("_", " ")]
+            # the words run together, as people type them ("primeminister", "headoffice")
+            names += ["".join(words_of(n)) for n in names if len(words_of(n)) > 1]
             for text in names:
                 words = words_of(text)
                 if not words:
                     continue
                 stems = tuple(stem(w) for w in words)
                 phrases.setdefault((spec.id, stems), Phrase(stems, spec.id, text))
+            for op, verbs in spec.events:
+                for text in verbs:
+                    words = words_of(text)
+                    if words:
+                        stems = tuple(stem(w) for w in words)
+                        phrases.setdefault((spec.id, stems), Phrase(stems, spec.id, text, op))
         self.phrases: list[Phrase] = sorted(phrases.values(), key=lambda p: (-len(p.stems), p.key))
         self.by_first_stem: dict[str, list[Phrase]] = {}
         for p in self.phrases:

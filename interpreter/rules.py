@@ -139,7 +139,15 @@ class RuleParser:
         out: dict[int, float] = {}
         for i, t in enumerate(toks.items):
             w = t.norm
-            if t.quoted is not None or not w.isalpha() or w in self._known or len(w) < 3:
+            if t.quoted is not None or not w.isalpha() or w in self._known:
+                continue
+            if len(w) <= 4 and (i == 0 or (len(w) == 2 and i <= 2)):
+                fw = self._function_word(w)  # "wat is …", "who si …": the clause's opening words
+                if fw is not None and not self.index.match_mention(w, limit=1, cutoff=0.95):
+                    toks.items[i] = Token(t.text, fw, stem(fw), t.start, t.end)
+                    out[i] = 0.95
+                    continue
+            if len(w) < 3:
                 continue
             hit = self._nearest_word(w)
             if hit is None or stem(hit[0]) == t.stem:
@@ -151,6 +159,16 @@ class RuleParser:
             toks.items[i] = Token(t.text, word, stem(word), t.start, t.end)
             out[i] = sim
         return out
+
+    def _function_word(self, w: str) -> str | None:
+        """A question or function word typed with one letter wrong, missing or swapped ("wat",
+        "waht", "si"), by rapidfuzz's edit distance; the first letter must match."""
+        for cand in _FUNCTION_TARGETS:
+            if cand[0] == w[0] and len(cand) >= 2 and abs(len(cand) - len(w)) <= 1 and OSA.distance(w, cand) == 1:
+                return cand
+        if len(w) == 2 and w[::-1] in _FUNCTION_TARGETS:
+            return w[::-1]  # "si" for "is"
+        return None
 
     def _nearest_word(self, w: str) -> tuple[str, float] | None:
         if len(w) >= 6:
@@ -191,6 +209,7 @@ class RuleParser:
     # -- one clause ------------------------------------------------------------------------
     def _clause(self, toks: Tokens, span: list[int], corrections: dict[int, float],
                 antecedents: list[Entity]) -> ClauseResult:
+        span = _drop_asides(toks, span)
         words = [i for i in span if not (toks[i].is_punct and toks[i].norm != "?")]
         flags = Flags(question=any(toks[i].norm == "?" for i in span))
         idx = [i for i in words if toks[i].norm != "?"]
@@ -216,6 +235,10 @@ class RuleParser:
     def _statement(self, toks: Tokens, idx: list[int], corrections: dict[int, float],
                    antecedents: list[Entity], flags: Flags) -> ClauseResult:
         norms = [toks[i].norm for i in idx]
+        n = _starts_with(norms, lx.QUERY_COMMANDS)
+        if n and n < len(norms) and norms[n] in lx.QUESTION_WORDS:
+            # an embedded question ("can you tell me who runs Nvidia"): the question itself
+            idx, norms = idx[n:], norms[n:]
         if norms and (norms[0] in lx.QUESTION_WORDS or norms[0] in lx.YES_NO_STARTS or
                       _starts_with(norms, lx.QUERY_COMMANDS)):
             flags.question = True
@@ -373,6 +396,8 @@ class RuleParser:
         op = _op(frame, flags, raw.new)
         if op is None:
             return []
+        if raw.event_op and op != "query" and (op == "assert" or raw.event_op == "retract"):
+            op = raw.event_op  # "Jensen Huang quit Nvidia": the verb says what happens
         rel = raw.relation or None
         if rel is not None and rel not in self.lexicon.relations:
             return []
@@ -595,6 +620,10 @@ def _strip_words(toks: Tokens, idx: list[int], phrases, *, anywhere: bool = Fals
     return [i for k, i in enumerate(idx) if keep[k]]
 
 
+#: Question and function words whose typos are read as the word ("wat" -> "what", "si" -> "is").
+_FUNCTION_TARGETS = ("what", "who", "where", "which", "when", "whose", "how", "is", "are", "was", "were",
+                     "does", "did")
+
 _MONTHS = {"january", "february", "march", "april", "may", "june", "july", "august", "september",
            "october", "november", "december", "today", "yesterday", "tomorrow", "now", "last", "next",
            "this", "year", "month", "week", "recently"}
@@ -604,7 +633,7 @@ def _strip_time(toks: Tokens, idx: list[int]) -> list[int]:
     """Drop a trailing time ("since 1990", "as of June 2024", "in 2023")."""
     norms = [toks[i].norm for i in idx]
     times = [w.split() for w in lx.TIME_WORDS]
-    for k in range(1, len(norms)):
+    for k in range(len(norms) - 1, 0, -1):  # the last one: "in Tokyo since 1946" keeps "in Tokyo"
         for t in times:
             if norms[k:k + len(t)] == t:
                 tail = norms[k + len(t):]
@@ -665,6 +694,29 @@ def _pieces(toks: Tokens) -> tuple[list[list[int]], list[float]]:
     return pieces, costs
 
 
+#: Words that open an aside between commas whatever follows ("Kyiv, where the summit was held, …").
+_RELATIVES = {"who", "whom", "whose", "which", "where", "when"}
+#: Words that open an aside between commas when no verb follows ("Siemens, the engineering group, …",
+#: "Canberra, not Sydney, …").
+_ASIDE_STARTS = {"the", "a", "an", "not", "formerly", "once", "now", "also"}
+
+
+def _drop_asides(toks: Tokens, span: list[int]) -> list[int]:
+    """The clause without asides between two commas: appositions ("Siemens, the engineering
+    group, is …") and relative clauses ("Tim Cook, who everyone knows, is …")."""
+    commas = [k for k, i in enumerate(span) if toks[i].norm == "," and toks[i].quoted is None]
+    if len(commas) < 2:
+        return span
+    drop: set[int] = set()
+    for a, b in zip(commas, commas[1:], strict=False):
+        seg = [toks[i].norm for i in span[a + 1:b]]
+        if not seg or a == 0:
+            continue
+        if seg[0] in _RELATIVES or (seg[0] in _ASIDE_STARTS and not (set(seg[1:]) & lx.CLAUSE_WORDS)):
+            drop.update(span[a:b + 1])
+    return [i for i in span if i not in drop] if drop else span
+
+
 def _cut_cost(gap: set[str]) -> float:
     if gap & {".", "?", "!", ";"}:
         return 0.0
@@ -709,12 +761,18 @@ def _undo(norms: list[str]) -> EditIntent | None:
     while lead < len(norms) - 1 and norms[lead] in _UNDO_LEAD:
         lead += 1
     norms = norms[lead:]
+    if norms and norms[0] in lx.UNDO_SPLIT_VERBS and "back" in norms[1:5]:
+        k = norms.index("back", 1)  # "roll that back" -> "roll back that"
+        norms = [norms[0], "back", *norms[1:k], *norms[k + 1:]]
     n = _starts_with(norms, lx.UNDO_VERBS)
     if not n:
         return None
     rest = norms[n:]
     allowed = ({"my", "the", "that", "this", "your", "our", "it", "a", "of", "number", "no", "id",
-                "one", "ones", "all", "please", "r", "most"} | set(lx.EDIT_NOUNS)
+                "one", "ones", "all", "please", "r", "most",
+                # "revert what I just did", "put the graph back the way it was before my last change"
+                "what", "i", "just", "did", "done", "made", "did", "graph", "kg", "knowledge", "way",
+                "was", "before", "as", "to", "how"} | set(lx.EDIT_NOUNS)
                | {w for p in lx.LATEST_WORDS for w in p.split()} | set(lx.NUMBER_WORDS))
     numbers: list[int] = []
     for w in rest:

@@ -39,6 +39,11 @@ CONTRACTIONS: dict[str, tuple[str, ...]] = {
     "where's": ("where", "is"), "that's": ("that", "is"), "he's": ("he", "is"),
     "she's": ("she", "is"), "there's": ("there", "is"), "which's": ("which", "is"),
     "how's": ("how", "is"), "i'm": ("i", "am"), "let's": ("let", "us"),
+    "i'd": ("i", "would"), "i've": ("i", "have"), "you're": ("you", "are"), "we're": ("we", "are"),
+    # typed without the apostrophe, as in a chat box ("whats the capital of Peru?")
+    "whats": ("what", "is"), "whos": ("who", "is"), "wheres": ("where", "is"), "hows": ("how", "is"),
+    "isnt": ("is", "not"), "doesnt": ("does", "not"), "didnt": ("did", "not"), "wasnt": ("was", "not"),
+    "arent": ("are", "not"), "dont": ("do", "not"),
 }
 
 

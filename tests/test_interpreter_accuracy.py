@@ -14,6 +14,8 @@ from oneedit.workspace import Workspace
 from tests.interpreter_support import kg_state, shipped_workspace
 
 REQUESTS = Path(__file__).parent / "data" / "requests.jsonl"
+#: Requests of the kinds people type into a chat box (issue 17), written before the parser learned them.
+CHAT_KINDS = Path(__file__).parent / "data" / "requests_dev_issue17.jsonl"
 #: The forms the issue lists, each a category of the set.
 FORMS = {"subject_first", "object_first", "possessive", "inverse", "passive", "replace", "retract",
          "question", "yes_no", "undo", "explain", "multi_intent", "quoted", "case_space_punct",
@@ -94,3 +96,18 @@ def test_the_scorer_is_strict():
     new = EditIntent("assert", france, "capital", Mention("Lyon", None, 0.9, (), "City"))
     assert intent_matches(new, want | {"object": {"new": "lyon", "type": "City"}})
     assert not intent_matches(new, want | {"object": {"new": "Lyon", "type": "Country"}})
+
+
+def test_the_chat_kinds_read_right(ws):
+    """Event verbs, asides, framing, typos in function words, other question shapes, undo
+    phrasings, multi-fact messages and negatives: most of each kind reads exactly (op + triple)."""
+    rows = load_requests(CHAT_KINDS)
+    report = evaluate(Interpreter.from_kg(ws.kg), rows)
+    assert report.accuracy >= 0.85, report.table()
+    assert all(ok / n >= 0.6 for ok, n in report.by_category().values()), report.table()
+    # an event verb carries its operation; a negation turns it round
+    parse = Interpreter.from_kg(ws.kg).parse
+    quit_ = parse("Jensen Huang quit Nvidia").intents[0]
+    assert (quit_.op, quit_.triple.as_tuple()) == ("retract", ("jensen_huang", "employer", "nvidia"))
+    asked = parse("Did Jensen Huang quit Nvidia?").intents[0]
+    assert asked.op == "query"

@@ -63,6 +63,8 @@ def _raw():
     (lambda d: d["relations"]["birth_country"].update(rule=["born_in", "capital"]), "cannot chain"),
     (lambda d: d["relations"]["capital"]["templates"]["train"].append("no placeholders"), "needs {subject}"),
     (lambda d: d.pop("types"), "expected top-level keys"),
+    (lambda d: d["relations"]["employer"].update(events={"hire": ["joined"]}), "events of 'employer' must map"),
+    (lambda d: d["relations"]["employer"].update(events={"retract": "quit"}), "events.retract of 'employer'"),
 ])
 def test_malformed_schema_is_refused(mutate, message):
     raw = copy.deepcopy(_raw())
@@ -74,3 +76,10 @@ def test_malformed_schema_is_refused(mutate, message):
 def test_missing_schema_file(tmp_path):
     with pytest.raises(SchemaError, match="not found"):
         Schema.load(tmp_path / "none.yaml")
+
+
+def test_event_verbs_are_the_schemas_own(schema):
+    """Event verbs carry their operation: joining asserts employment, quitting retracts it."""
+    events = dict(schema.relations["employer"].events)
+    assert "joined" in events["assert"] and "quit" in events["retract"]
+    assert all(op in ("assert", "retract", "replace") for r in schema.relations.values() for op, _ in r.events)
