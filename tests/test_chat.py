@@ -300,3 +300,27 @@ def test_chat_command_in_a_terminal(copy_ws):
         assert oe.ledger.get(1).status == "rolled_back" and oe.ledger.count() == 1
         assert oe.kg.store.objects("queen_letizia", "spouse") == ["felipe_vi"]
         assert oe.kg.store.objects("germany", "capital") == ["berlin"]
+
+
+def test_a_follow_up_leans_on_the_last_turn_and_is_shown_before_it_applies(copy_ws):
+    """"What is the capital of Germany?" then "Change it to Hamburg" (same subject and relation, new
+    value: read as a replacement, shown, and confirmed even without a conflict prompt otherwise),
+    then "and France's?" (the same relation of another subject)."""
+    person = Person(accept=False)
+    with OneEdit.open(copy_ws, load_model=False) as oe:
+        s = chat(oe, person)
+        assert types(s.handle("What is the capital of Germany?")) == ["answer"]
+        declined = s.handle("Change it to Hamburg")
+        ctx = declined[0]
+        assert (ctx["type"], ctx["op"], ctx["subject"], ctx["relation"], ctx["object"]) == (
+            "context", "replace", "Germany", "capital", "Hamburg")
+        assert person.plans and oe.kg.store.objects("germany", "capital") == ["berlin"]  # asked, declined
+        person.accept = True
+        applied = s.handle("Change it to Hamburg")
+        assert applied[-1]["outcome"]["status"] == "applied"
+        assert oe.kg.store.objects("germany", "capital") == ["hamburg"]
+        other = s.handle("and France's?")
+        assert types(other) == ["context", "answer"] and other[1]["answers"][0]["kg"] == ["Paris"]
+        # without a focus, the same words are read on their own (and are not a request)
+        fresh = chat(oe, person)
+        assert types(fresh.handle("Change it to Hamburg")) == ["error"]

@@ -74,6 +74,7 @@ class ChatSession:
         self.choose = choose
         self.confirm = confirm
         self.done = False
+        self.focus = None  # the subject and relation of the last question or edit (follow-ups)
 
     # -- one turn ----------------------------------------------------------------------------------
     def handle(self, line: str) -> list[dict]:
@@ -138,15 +139,30 @@ class ChatSession:
 
     # -- requests in words -------------------------------------------------------------------------
     def _request(self, line: str, events: list[dict]) -> None:
-        parsed = self.oe.parse(line)
-        intents = list(parsed.intents)
+        from interpreter.context import focus_of, follow_up
+
+        followed = follow_up(line, self.focus, self.oe.kg)
+        if followed is not None:
+            # a turn that leans on the last one: say how it was read before anything happens
+            label = self.oe.kg.label
+            s = followed.subject.text if followed.subject.entity is None else label(followed.subject.entity.id)
+            o = ("?" if followed.object is None else
+                 followed.object.text if followed.object.entity is None else label(followed.object.entity.id))
+            events.append({"type": "context", "op": followed.op, "subject": s, "relation": followed.relation,
+                           "object": None if followed.object is None else o,
+                           "message": f"Reading {line!r} as {followed.op} ({s}, {followed.relation}, {o})."})
+            intents = [followed]
+        else:
+            intents = list(self.oe.parse(line).intents)
+        for intent in intents:
+            self.focus = focus_of(intent) or self.focus
         edits: list = []
         for intent in intents:
             if intent.op in EDIT_OPS:
                 edits.append(intent)
                 continue
             if edits:  # the edits before this intent, as one request
-                self._submit(line, edits, events)
+                self._submit(line, edits, events, always_confirm=followed is not None)
                 edits = []
             if intent.op == "query":
                 self._answer(intent, events)
@@ -158,15 +174,17 @@ class ChatSession:
             elif intent.op == "explain":
                 self._explain(intent, events)
         if edits:
-            self._submit(line, edits, events)
+            self._submit(line, edits, events, always_confirm=followed is not None)
 
-    def _submit(self, line: str, intents: list, events: list[dict]) -> None:
+    def _submit(self, line: str, intents: list, events: list[dict], *, always_confirm: bool = False) -> None:
+        """``always_confirm``: ask before applying even without conflicts (a follow-up's reading
+        was inferred from the conversation)."""
         from controller.planner import AmbiguousRequest
 
         asked: dict[str, bool] = {"asked": False}
 
         def confirm(plan) -> bool:
-            if not plan.conflicts:
+            if not plan.conflicts and not always_confirm:
                 return True
             asked["asked"] = True
             return bool(self.confirm(plan.to_dict()))
@@ -296,7 +314,9 @@ def render_events(c, oe, events: list[dict], *, plan_shown: bool = False, intera
 
     for ev in events:
         kind = ev["type"]
-        if kind == "answer":
+        if kind == "context":
+            c.print(f"[dim]{escape(ev['message'])}[/]")
+        elif kind == "answer":
             render_answers(c, ev["answers"])
         elif kind == "plan":
             if ev["plan"] and not plan_shown:
