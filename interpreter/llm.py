@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import importlib
 import json
+import re
+import os
 import logging
 from typing import Any, Literal
 
@@ -117,8 +119,12 @@ def schema_prompt(lexicon: RelationLexicon) -> str:
     return "\n".join(lines)
 
 
-def chat_model_from_spec(spec: str):
-    """A chat model from ``PROVIDER:MODEL`` (``openai:gpt-4o-mini``, ``ollama:llama3.1``)."""
+def chat_model_from_spec(spec: str, *, base_url: str | None = None, timeout: float | None = None):
+    """A chat model from ``PROVIDER:MODEL`` (``openai:gpt-4o-mini``, ``ollama:llama3.1``).
+
+    ``base_url``: the server to talk to — with ``openai`` any OpenAI-compatible server (llama.cpp,
+    vLLM, Ollama's ``/v1``, LM Studio), which needs no API key unless it says so; ``timeout``:
+    seconds one call may take (no retries: a slow server fails fast, with the reason)."""
     provider, _, model = spec.partition(":")
     provider = provider.strip().lower()
     if not model.strip() or provider not in PROVIDERS:
@@ -133,8 +139,19 @@ def chat_model_from_spec(spec: str):
         raise ParseError(f"The LLM provider {provider!r} needs the package {package}.",
                          hint=f"pip install {package} (and set the provider's API key or server).",
                          details={"llm": spec, "package": package}) from None
+    kwargs: dict[str, Any] = {"model": model.strip()}
+    if base_url:
+        if not re.match(r"^https?://[^\s/]+", base_url):
+            raise ParseError(f"{base_url!r} is not a server address.", hint="Give e.g. --base-url http://127.0.0.1:8080/v1")
+        kwargs["base_url"] = base_url
+        if provider in ("openai", "azure") and not os.environ.get("OPENAI_API_KEY"):
+            kwargs["api_key"] = "not-needed"  # local OpenAI-compatible servers take any key
+    if timeout is not None:
+        kwargs["timeout"] = timeout
+        if provider in ("openai", "azure", "anthropic", "mistral", "groq"):
+            kwargs["max_retries"] = 0
     try:
-        return getattr(module, class_name)(model=model.strip())
+        return getattr(module, class_name)(**kwargs)
     except Exception as exc:  # provider constructors validate keys and settings
         raise ParseError(f"Could not set up {spec!r}: {exc}",
                          hint="Check the provider's API key, server address and model name.",

@@ -186,3 +186,108 @@ def test_provider_specs():
         assert err.value.hint.startswith("pip install langchain-anthropic"), err.value.hint
     else:  # installed, but no key here: the constructor's refusal, pointing at the key
         assert "API key" in err.value.hint, err.value.hint
+
+
+# -- a real provider over real HTTP: an OpenAI-compatible server on loopback ---------------------------
+class ScriptedOpenAI:
+    """A small OpenAI-compatible chat server (``POST /v1/chat/completions``) on loopback that
+    answers from a script: ``("reply", content)``, ``("sleep", seconds)``, ``("garbage", body)``;
+    it records every request it got."""
+
+    def __init__(self, *script):
+        import http.server
+        import threading
+
+        self.script, self.requests = list(script), []
+        outer = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def log_message(self, *args):
+                pass
+
+            def do_POST(self):
+                import time
+
+                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                outer.requests.append({"path": self.path, "body": body})
+                kind, value = outer.script.pop(0) if outer.script else ("reply", "{}")
+                if kind == "sleep":
+                    time.sleep(value)
+                    kind, value = "reply", answer()
+                data = (value.encode() if kind == "garbage" else json.dumps({
+                    "id": "chatcmpl-1", "object": "chat.completion", "created": 0, "model": body.get("model"),
+                    "choices": [{"index": 0, "finish_reason": "stop",
+                                 "message": {"role": "assistant", "content": value}}],
+                    "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2}}).encode())
+                try:
+                    self.send_response(200)
+                    self.send_header("Content-Type", "application/json")
+                    self.send_header("Content-Length", str(len(data)))
+                    self.end_headers()
+                    self.wfile.write(data)
+                except (BrokenPipeError, ConnectionResetError):
+                    pass  # the client gave up (a timeout)
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/v1"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+needs_openai = pytest.mark.skipif(importlib.util.find_spec("langchain_openai") is None,
+                                  reason="langchain-openai (the test extra) is not installed")
+
+
+@needs_openai
+def test_an_openai_compatible_local_server_parses_over_http(ws):
+    with ScriptedOpenAI(("reply", answer(fact("replace", "France", "capital", "Marseille")))) as srv:
+        model = chat_model_from_spec("openai:local-llama", base_url=srv.url, timeout=10)
+        res = Interpreter.from_kg(ws.kg, llm=model).parse("Marseille is the new capital of France")
+        assert [(i.op, i.triple.as_tuple()) for i in res.intents] == [("replace", ("france", "capital", "marseille"))]
+        sent = srv.requests[0]
+        assert sent["path"] == "/v1/chat/completions" and sent["body"]["model"] == "local-llama"
+        assert "capital" in json.dumps(sent["body"]["messages"])  # the schema's relations were sent
+
+
+@needs_openai
+def test_a_malformed_reply_is_retried_once_then_an_error_and_a_slow_server_times_out(ws):
+    before = kg_state(ws)
+    with ScriptedOpenAI(("reply", "Sure! The capital is Lyon."),
+                        ("reply", answer(fact("assert", "Tim Cook", "ceo_of", "Apple")))) as srv:
+        model = chat_model_from_spec("openai:m", base_url=srv.url, timeout=10)
+        res = Interpreter.from_kg(ws.kg, llm=model).parse("Tim Cook runs Apple")
+        assert res.intents[0].triple.as_tuple() == ("apple", "ceo", "tim_cook") and len(srv.requests) == 2
+    with ScriptedOpenAI(("garbage", "<html>502 Bad Gateway</html>"), ("garbage", "<html>502 Bad Gateway</html>")) as srv:
+        model = chat_model_from_spec("openai:m", base_url=srv.url, timeout=10)
+        with pytest.raises(LLMOutputError, match="^The LLM"):  # a clear error, not a traceback
+            Interpreter.from_kg(ws.kg, llm=model).parse("Tim Cook runs Apple")
+    with ScriptedOpenAI(("sleep", 3.0)) as srv:
+        model = chat_model_from_spec("openai:m", base_url=srv.url, timeout=0.5)
+        with pytest.raises(LLMOutputError, match="(?i)time"):
+            Interpreter.from_kg(ws.kg, llm=model).parse("Tim Cook runs Apple")
+    assert kg_state(ws) == before
+    with pytest.raises(ParseError, match="not a server address"):
+        chat_model_from_spec("openai:m", base_url="127.0.0.1:8080")
+
+
+@needs_openai
+def test_parse_command_with_a_base_url(tmp_path):
+    from typer.testing import CliRunner
+
+    from oneedit.cli import app
+    from tests.service_support import new_workspace
+
+    root = new_workspace(tmp_path / "ws")  # (the module's workspace is open in this process)
+
+    with ScriptedOpenAI(("reply", answer(fact("assert", "Tim Cook", "ceo_of", "Apple")))) as srv:
+        res = CliRunner().invoke(app, ["parse", "Tim Cook runs Apple", "--llm", "openai:m", "--base-url", srv.url,
+                                       "--workspace", str(root), "--json"])
+    assert res.exit_code == 0, res.output
+    out = json.loads(res.stdout)
+    assert out["parser"] == "llm" and out["intents"][0]["relation"] == "ceo"

@@ -23,6 +23,11 @@ def parse_command(
     llm: Annotated[Optional[str], typer.Option(
         "--llm", help="Parse with a chat model, PROVIDER:MODEL (openai:gpt-4o-mini, anthropic:…, "
                       "ollama:llama3.1, …); needs the provider's langchain package.")] = None,
+    base_url: Annotated[Optional[str], typer.Option(
+        "--base-url", help="With --llm: the server to use, e.g. an OpenAI-compatible local one "
+                           "(llama.cpp, vLLM, Ollama): --llm openai:MODEL --base-url http://127.0.0.1:8080/v1")] = None,
+    llm_timeout: Annotated[float, typer.Option(
+        "--llm-timeout", min=0.1, help="With --llm: seconds one call to the model may take.")] = 60.0,
     llm_fallback: Annotated[bool, typer.Option(
         "--llm-fallback", help="With --llm: the rule parser first, the model only for requests it "
                                "cannot read.")] = False,
@@ -44,9 +49,9 @@ def parse_command(
     if llm:
         from interpreter.llm import chat_model_from_spec
 
-        model = chat_model_from_spec(llm)
-    elif llm_fallback:
-        raise InputError("--llm-fallback needs --llm PROVIDER:MODEL.")
+        model = chat_model_from_spec(llm, base_url=base_url, timeout=llm_timeout)
+    elif llm_fallback or base_url:
+        raise InputError("--llm-fallback and --base-url need --llm PROVIDER:MODEL.")
     with Workspace.open(workspace, write=False) as ws:
         interp = Interpreter.from_kg(ws.kg, llm=model, mode=("fallback" if llm_fallback else "llm") if model else "rules")
         results = interp.parse_file(file, fmt) if file is not None else [interp.parse(text or "")]
