@@ -237,8 +237,13 @@ class RuleParser:
         norms = [toks[i].norm for i in idx]
         n = _starts_with(norms, lx.QUERY_COMMANDS)
         if n and n < len(norms) and norms[n] in lx.QUESTION_WORDS:
-            # an embedded question ("can you tell me who runs Nvidia"): the question itself
+            # an embedded question ("can you tell me who runs Nvidia"): the question itself, in
+            # question order ("do you know where Einstein was born" -> "where was Einstein born")
             idx, norms = idx[n:], norms[n:]
+            k = next((k for k in range(2, len(norms)) if norms[k] in _EMBEDDED_BE), None)
+            if k is not None:
+                idx = [idx[0], idx[k], *idx[1:k], *idx[k + 1:]]
+                norms = [toks[i].norm for i in idx]
         if norms and (norms[0] in lx.QUESTION_WORDS or norms[0] in lx.YES_NO_STARTS or
                       _starts_with(norms, lx.QUERY_COMMANDS)):
             flags.question = True
@@ -693,6 +698,9 @@ def _pieces(toks: Tokens) -> tuple[list[list[int]], list[float]]:
     close()
     return pieces, costs
 
+
+#: The verb an embedded question moves to the front ("… where Einstein was born").
+_EMBEDDED_BE = {"is", "was", "are", "were"}
 
 #: Words that open an aside between commas whatever follows ("Kyiv, where the summit was held, …").
 _RELATIVES = {"who", "whom", "whose", "which", "where", "when"}
