@@ -692,7 +692,8 @@ def _pieces(toks: Tokens) -> tuple[list[list[int]], list[float]]:
             gap.add(t.norm)
             continue
         cur.append(i)
-        if t.text.endswith(".") and t.quoted is None:
+        possessive = i + 1 < len(toks.items) and toks.items[i + 1].norm == "'s"  # "Alphabet Inc.'s CEO"
+        if t.text.endswith(".") and t.quoted is None and not possessive:
             close()
             gap.add(".")
     close()

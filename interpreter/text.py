@@ -25,7 +25,7 @@ _QUOTES = str.maketrans({"\u2018": "'", "\u2019": "'", "\u201b": "'", "\u2032": 
 _INVISIBLE = re.compile("[\u200b\u200c\u200d\u2060\ufeff\u00ad]")
 # A quoted name: "…" always; '…' only when the quotes are not apostrophes inside words.
 _QUOTED = re.compile(r'"([^"\n]{1,200})"|(?<![\w\'])\'([^\'\n]{1,200})\'(?![\w\'])')
-_WORD = re.compile(r"#?\w+(?:[-.&'/]\w+)*\.?|(?<!\w)'s\b|\?|!|;|,|:")
+_WORD = re.compile(r"#?\w+(?:[-.&'/]\w+)*\.?|(?<!\w)'[sS]\b|\?|!|;|,|:")
 _POSSESSIVE = re.compile(r"^(?P<base>.*\w)'s$", re.I)
 
 #: Contractions spelled out; each part keeps the span of the whole word.

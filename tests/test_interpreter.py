@@ -319,3 +319,14 @@ def test_a_relation_added_to_the_schema_is_understood_without_code(tmp_path):
             assert i.relation == "twin_city" and {i.subject.id, i.object.id} == {"paris", "berlin"}, text
         with pytest.raises(UnknownRelationError):
             interp.parse("Paris's favourite colour is blue")
+
+
+@pytest.mark.parametrize("text", ["What is Alphabet Inc.'s CEO?", "WHAT IS ALPHABET INC.'S CEO?",
+                                  "what is alphabet inc.'s ceo"])
+def test_a_possessive_after_an_abbreviation_in_any_case(interp, text):
+    """"Inc.'s" is a possessive, not a sentence end, and "'S" in capitals is one too (found by the
+    property test's random case on a fresh machine)."""
+    res = interp.parse(text)
+    assert [(i.op, i.subject.id, i.relation) for i in res.intents] == [("query", "alphabet_inc", "ceo")]
+    loud = interp.parse("THE COUNTRY OF ALPHABET INC.'S HEAD OFFICE IS UNITED STATES").intents
+    assert [i.triple.as_tuple() for i in loud] == [("alphabet_inc", "headquarters_country", "united_states")]

@@ -96,7 +96,7 @@ def test_llm_option(ws, monkeypatch):
 
     reply = json.dumps({"intents": [{"op": "query", "subject": "Satya Nadella", "relation": "occupation"}]})
     monkeypatch.setattr(llm, "chat_model_from_spec",
-                        lambda spec: FakeListChatModel(responses=[reply]) if spec == "fake:test" else None)
+                        lambda spec, **kw: FakeListChatModel(responses=[reply]) if spec == "fake:test" else None)
     out = run_json(ws, "What does Satya Nadella do?", "--llm", "fake:test")
     assert out["parser"] == "llm" and out["intents"][0]["subject"]["id"] == "satya_nadella"
     out = run_json(ws, "Tim Cook is the CEO of Apple", "--llm", "fake:test", "--llm-fallback")
