@@ -39,6 +39,11 @@ class Person:
 
 @pytest.fixture
 def oe(copy_ws):
+    from oneedit.config import WorkspaceConfig
+
+    cfg = WorkspaceConfig.load(copy_ws)
+    cfg.consistency.repair = 0  # the conversation is tested here; self-repair in test_repair.py
+    cfg.save(copy_ws)
     oe = OneEdit.open(copy_ws)
     yield oe
     oe.close()
