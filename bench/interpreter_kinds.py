@@ -37,7 +37,8 @@ def main() -> None:
         with ws:
             interp = Interpreter.from_kg(ws.kg)
             out = {}
-            for name in ("requests.jsonl", "requests_dev_issue17.jsonl", "requests_heldout_issue17.jsonl"):
+            for name in ("requests.jsonl", "requests_dev_issue17.jsonl", "requests_heldout_issue17.jsonl",
+                         "requests_paraphrase_dev.jsonl", "requests_paraphrase_heldout.jsonl"):
                 rows = load_requests(ROOT / "tests" / "data" / name)
                 started = time.perf_counter()
                 report = evaluate(interp, rows)

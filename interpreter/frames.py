@@ -62,6 +62,7 @@ GENERIC: tuple[Frame, ...] = (
     _f("pos_appos", "{S} 's {ADJ}? {NEW}? {P} {O}"),
     _f("tele_is", "{S} {NEW}? {P} {BE} {O}"),
     _f("is_tele", "{O} {BE} {S} {NEW}? {P}"),
+    _f("in_the_p", "{S} {BE} in the|a? {O} {P}"),  # "Tesla is in the automotive industry"
     _f("uses_as", "{S} use|uses|used {O} as {DET}? {P}"),
     _f("leave_of", "{O} {LEAVE} {DET}? {ADJ}? {P} {OF} {S}", op="retract"),
     _f("leave_pos", "{O} {LEAVE} {S} 's {ADJ}? {P}", op="retract"),
@@ -126,6 +127,8 @@ GENERIC: tuple[Frame, ...] = (
     _f("y_verb", "{AUX} {S} {DET}? {P} {O}", "yesno"),
     _f("y_of_is", "{AUX} the? {ADJ}? {P} {OF} {S} {O}", "yesno"),
     _f("y_pos_is", "{AUX} {S} 's {ADJ}? {P} {O}", "yesno"),
+    _f("y_both", "{AUX} {S} and {O} {P}", "yesno"),  # "Are X and Y married?"
+    _f("y_in_p", "{AUX} {S} in the|a? {O} {P}", "yesno"),
     _f("y_has_as", "{AUX} {S} have|has {O} as {DET}? {ADJ}? {P}", "yesno"),
 )
 

@@ -17,11 +17,12 @@ from oneedit.core import (
     ParseError,
     ParseResult,
     SourceLine,
+    TypeClashError,
 )
 from interpreter.batch import read_requests
 from interpreter.linking import EntityIndex, LinkConfig
 from interpreter.rules import RuleParser
-from interpreter.resolve import Resolver
+from interpreter.resolve import Resolver, type_clash
 from interpreter.text import MAX_CHARS
 
 Mode = Literal["rules", "llm", "fallback"]
@@ -61,6 +62,12 @@ class Interpreter:
         return self.rules.lexicon.schema
 
     def parse(self, text: str, *, source: SourceLine | None = None) -> ParseResult:
+        """The intents of one request. A reading that names an entity of the wrong type for
+        its relation is refused here (``TypeClashError``, with the reason), before the
+        controller sees it."""
+        return self._refuse_clashes(self._parse(text, source))
+
+    def _parse(self, text: str, source: SourceLine | None) -> ParseResult:
         if self.mode == "llm":
             assert self.llm is not None
             return self.llm.parse(text, source=source)
@@ -73,6 +80,19 @@ class Interpreter:
                 raise
             assert self.llm is not None
             return self.llm.parse(text, source=source)
+
+    def _refuse_clashes(self, result: ParseResult) -> ParseResult:
+        lexicon = self.rules.lexicon
+        reasons = [r for r in (type_clash(lexicon, i) for i in result.intents) if r]
+        if reasons:
+            text = result.text if len(result.text) <= 80 else result.text[:77] + "..."
+            raise TypeClashError(
+                f"Cannot read {text!r}: " + "; ".join(dict.fromkeys(reasons)) + ".",
+                hint="Check the names and the relation. If the KG gives that entity the wrong "
+                     "type, fix the entity first (`oneedit kg show NAME`); a name the KG does "
+                     "not know can be put in quotes.",
+                details={"text": result.text, "reasons": reasons})
+        return result
 
     def parse_file(self, path: str | Path, fmt: str | None = None, *, lenient: bool = False) -> list[ParseResult]:
         """Every request of a batch file (CSV, JSONL, Turtle, N-Triples, text), in order.

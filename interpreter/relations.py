@@ -120,7 +120,8 @@ class RelationLexicon:
         """Every word of every phrase, label and template (what a typo is corrected towards)."""
         words: set[str] = set()
         for spec in self.relations.values():
-            for text in (*spec.phrases, spec.label):
+            verbs = [v for _op, vs in spec.events for v in vs]
+            for text in (*spec.phrases, spec.label, *verbs):
                 words.update(words_of(text))
         for _rid, t in self.templates():
             words.update(words_of(t.replace("Q:", " ").replace("A:", " ")))

@@ -40,6 +40,35 @@ def orient(lexicon: RelationLexicon, op: str, relation: str | None, subject, obj
     return op, relation, subject, obj
 
 
+def _article(word: str) -> str:
+    w = word.lower()
+    if w.startswith(("uni", "use", "usu", "eu", "one")):
+        return "a"  # "a University": the sound, not the letter
+    return "an" if w[:1] in "aeiou" else "a"
+
+
+def type_clash(lexicon: RelationLexicon, intent: EditIntent) -> str | None:
+    """Why a read intent cannot hold, when a linked entity is of a type the relation does not
+    take ("'Tim Cook' is a Person, but a capital must be a City"); ``None`` when it fits.
+
+    New names (no entity yet) and intents without a relation never clash: the new entity takes
+    the type the relation asks for."""
+    rel = intent.relation
+    if rel is None or rel not in lexicon.relations:
+        return None
+    label = lexicon.relations[rel].label or rel
+    for mention, allowed, role in ((intent.subject, lexicon.domain(rel), "said of"),
+                                   (intent.object, lexicon.range(rel), "must be")):
+        e = getattr(mention, "entity", None)
+        if e is None or not allowed or e.type in allowed:
+            continue
+        want = " or ".join(f"{_article(t)} {t}" for t in allowed)
+        if role == "said of":
+            return f"{e.label!r} is {_article(e.type)} {e.type}, but {label!r} is said of {want}"
+        return f"{e.label!r} is {_article(e.type)} {e.type}, but {label!r} must name {want}"
+    return None
+
+
 class Resolver:
     """Names -> linked intents, for structured sources (LLM output, CSV/JSONL rows, RDF)."""
 

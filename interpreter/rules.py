@@ -185,9 +185,11 @@ class RuleParser:
     def _segment(self, toks: Tokens, pieces: list[list[int]], cut_costs: list[float],
                  corrections: dict[int, float]) -> list[ClauseResult]:
         n = len(pieces)
-        # best[j]: (score, results, antecedents) for pieces[:j]
-        best: list[tuple[float, list[ClauseResult], list[Entity]] | None] = [None] * (n + 1)
-        best[0] = (0.0, [], [])
+        # best[j]: (score, results, antecedents, command) for pieces[:j]; ``command`` is the
+        # token of the command verb the last clause began with ("Set"), which a following clause
+        # may leave out: "Set Apple's CEO to X and Google's CEO to Y".
+        best: list[tuple[float, list[ClauseResult], list[Entity], int | None] | None] = [None] * (n + 1)
+        best[0] = (0.0, [], [], None)
         for j in range(1, n + 1):
             for i in range(max(0, j - MAX_PIECES), j):
                 prev = best[i]
@@ -195,6 +197,13 @@ class RuleParser:
                     continue
                 span = list(range(pieces[i][0], pieces[j - 1][-1] + 1))
                 res = self._clause(toks, span, corrections, prev[2])
+                command = _command_token(toks, span)
+                if not res.intents and prev[3] is not None and command is None:
+                    shared = self._clause(toks, [prev[3], *span], corrections, prev[2])
+                    if shared.intents:
+                        text = _span_text(toks, span)
+                        shared.intents = [replace(x, text=text) for x in shared.intents]
+                        res, command = shared, prev[3]
                 # Each clause must pay for itself: cutting a sentence in two only wins when both
                 # halves read better than the whole ("Antigua and Barbuda" stays one name).
                 gain = (res.score - CLAUSE_COST if res.intents else
@@ -202,7 +211,7 @@ class RuleParser:
                 total = prev[0] + gain - cut_costs[i]
                 if best[j] is None or total > best[j][0] + 1e-9:  # type: ignore[index]
                     ante = _antecedents(res.intents) + prev[2]
-                    best[j] = (total, prev[1] + [res], ante)
+                    best[j] = (total, prev[1] + [res], ante, command if res.intents else None)
         assert best[n] is not None
         return best[n][1]
 
@@ -726,6 +735,21 @@ def _drop_asides(toks: Tokens, span: list[int]) -> list[int]:
     return [i for i in span if i not in drop] if drop else span
 
 
+_SHARED_COMMANDS = frozenset(w for w in (*lx.REPLACE_COMMANDS, *lx.ASSERT_COMMANDS, *lx.RETRACT_COMMANDS)
+                             if " " not in w)
+
+
+def _command_token(toks: Tokens, span: list[int]) -> int | None:
+    """The token of the one-word command verb a clause begins with ("set", "add", "remove")."""
+    first = next((i for i in span if not toks[i].is_punct and toks[i].norm not in _BOUNDARY_WORDS), None)
+    return first if first is not None and toks[first].norm in _SHARED_COMMANDS else None
+
+
+def _span_text(toks: Tokens, span: list[int]) -> str:
+    words = [i for i in span if not toks[i].is_punct and toks[i].norm not in _BOUNDARY_WORDS]
+    return toks.text[toks[words[0]].start:toks[words[-1]].end] if words else ""
+
+
 def _cut_cost(gap: set[str]) -> float:
     if gap & {".", "?", "!", ";"}:
         return 0.0
@@ -828,4 +852,8 @@ _UNKNOWN_PATTERNS = [re.compile(p) for p in (
     rf"^(?P<O>.+?) {_BE} (?P<S>.+?) 's (?P<R>.+)$",
     rf"^(?P<O>.+?) {_BE} (?P<S>its|his|her|their) (?P<R>.+)$",
     rf"^(?P<S>its|his|her|their) (?P<R>.+?) {_BE} (?P<O>.+)$",
+    rf"^(?:set|change|update|make) (?:the )?(?P<R>.+?) (?:of|for) (?P<S>.+?) (?:to|as|into) (?P<O>.+)$",
+    rf"^(?:set|change|update|make) (?P<S>.+?) 's (?P<R>.+?) (?:to|as|into) (?P<O>.+)$",
+    rf"^how (?P<R>(?!many\b|much\b)\w+) {_BE} (?P<S>.+)$",  # "how tall is X"
+    rf"^(?:what|how) {_BE} (?:the )?(?P<R>.+?) (?:in|at) (?P<S>.+)$",  # "what's the weather in X"
 )]

@@ -222,9 +222,9 @@ def test_mistakes_are_error_events(oe):
     assert s.handle("/undo 3")[0]["type"] == "error"
     [err] = s.handle("revert edit 99")
     assert err["message"] == "No edit #99 in the ledger."
-    [refused] = s.handle("The capital of Germany is Olaf Scholz")[1:]  # refused by the planner: an outcome
-    assert refused["type"] == "outcome" and refused["outcome"]["status"] == "rejected"
-    assert refused["outcome"]["refused_by"] == "range"
+    [refused] = s.handle("The capital of Germany is Olaf Scholz")  # a Person as a capital: refused as read
+    assert refused["type"] == "error" and refused["error"] == "TypeClashError"
+    assert "'Olaf Scholz' is a Person, but 'capital' must name a City" in refused["message"]
     assert s.handle("   ") == []
     [h] = s.handle("/help")
     assert h["type"] == "help" and {c["command"] for c in h["commands"]} >= {"/help", "/undo", "/quit, /exit"}

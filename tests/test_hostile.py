@@ -327,7 +327,7 @@ def test_d11_an_import_with_failed_lines_exits_non_zero_and_all_or_nothing_appli
     shutil.copytree(base_ws, root)
     f = tmp_path / "mixed.txt"
     f.write_text("The capital of Peru is Cusco\nthis line means nothing at all\n"
-                 "The capital of Spain is Olaf Scholz\n")
+                 "Olaf Scholz's wife is Fucking Bitch\n")
     with Workspace.open(root) as ws:
         head, rows = ws.kg.store.head(), ws.ledger.count()
     res = _cli("import", f, "--all-or-nothing", "--workspace", root, "--json")

@@ -7,7 +7,7 @@ import json
 import pytest
 
 from interpreter import Interpreter, LinkConfig
-from oneedit.core import EditIntent, InputError, ParseError, UnknownRelationError
+from oneedit.core import TypeClashError, EditIntent, InputError, ParseError, UnknownRelationError
 from oneedit.workspace import Workspace
 from tests.interpreter_support import kg_state
 
@@ -104,11 +104,21 @@ def test_unrelated_names_are_not_linked_by_shared_words(interp):
     assert m.status == "new" and m.new_type == "Language"
 
 
-def test_type_clash_keeps_the_entity_and_says_why(interp):
+def test_type_clash_is_refused_at_parse_time_with_the_reason(interp):
     i = one(interp, "The capital of Lyon is Paris")
-    assert i.subject.status == "new"  # no country is called Lyon; the city Lyon is not in the KG
-    i = one(interp, "The capital of Paris is Berlin")
-    assert i.subject.id == "paris" and any("is a City, not a Country" in n for n in i.notes)
+    assert i.subject.status == "new"  # no country is called Lyon; a new name takes the type asked for
+    cases = {
+        "The capital of Paris is Berlin": "'Paris' is a City, but 'capital' is said of a Country",
+        "Tim Cook is the capital of France": "'Tim Cook' is a Person, but 'capital' must name a City",
+        "Apple was born in Microsoft": "'Apple' is an Organization, but 'born in' is said of a Person",
+        "The currency of Japan is English": "'English' is a Language, but 'currency' must name a Currency",
+        "What is the capital of Tim Cook?": "'Tim Cook' is a Person",
+    }
+    for text, reason in cases.items():
+        with pytest.raises(TypeClashError) as exc:
+            interp.parse(text)
+        assert reason in exc.value.message, (text, exc.value.message)
+        assert exc.value.hint and exc.value.details["reasons"]
 
 
 # -- forms -------------------------------------------------------------------------------------------

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 
-from oneedit.core import OneEditError, Triple
+from oneedit.core import OneEditError, Triple, TypeClashError
 from oneedit.system import DependentEdits, OneEdit
 from oneedit.workspace import Workspace
 from tests.repair_support import own_model_edits
@@ -93,8 +93,13 @@ def test_multi_hop_edit_writes_derived_facts_into_the_model(copy_ws):
 
 def test_refused_edit_leaves_nothing(copy_ws):
     with open_oe(copy_ws) as oe:
-        head, n = oe.kg.store.head(), oe.kg.store.count()
-        out = oe.submit("The capital of Germany is Olaf Scholz", method="memit")
+        head, n, rows = oe.kg.store.head(), oe.kg.store.count(), oe.ledger.count()
+        with pytest.raises(TypeClashError, match="'Olaf Scholz' is a Person"):  # refused as read
+            oe.submit("The capital of Germany is Olaf Scholz", method="memit")
+        assert (oe.kg.store.head(), oe.kg.store.count(), oe.ledger.count()) == (head, n, rows)
+        # the same fact given as a triple (an API or CSV caller) is refused by the controller, on record
+        intents = oe.intake.from_triples([{"subject": "germany", "relation": "capital", "object": "olaf_scholz"}])
+        out = oe.submit(intents=intents, method="memit")
         assert out.status == "rejected" and out.plan.refused_by == "range"
         entry = oe.ledger.get(out.edit)
         assert entry.status == "rejected" and entry.record.plan.refused_by == "range"

@@ -152,7 +152,7 @@ def test_import_summary_and_rerun(copy_ws, tmp_path):
     f.write_text("\n".join([
         EDIT,
         "The capital of Italy is Palermo",
-        "The capital of Spain is Olaf Scholz",     # a person is not a city: rejected
+        "Olaf Scholz's wife is Fucking Bitch",     # toxic: rejected by the controller, on record
         "this line means nothing at all",          # not an edit: failed
     ]) + "\n", encoding="utf-8")
     first = cli_json(copy_ws, "import", f, "--method", "grace", code=3)  # some lines not applied

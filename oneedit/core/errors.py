@@ -62,6 +62,11 @@ class ParseError(OneEditError):
     """A request could not be turned into intents; ``details`` says which part and why."""
 
 
+class TypeClashError(ParseError):
+    """The request reads as a fact, but a named entity is of a type the relation does not take
+    ("Tim Cook is the capital of France": a Person as a capital)."""
+
+
 class InputError(ParseError):
     """The request text itself is unusable: empty, too long, binary or with control characters."""
 
