@@ -14,9 +14,10 @@ class Questions:
     def __init__(self, system):
         self.sys = system
 
-    def parse(self, text: str) -> list[EditIntent]:
-        """The questions in ``text`` (an error when there are none)."""
-        parsed = self.sys.interpreter.parse(text)
+    def parse(self, text: str, focus: tuple[str, str] | None = None) -> list[EditIntent]:
+        """The questions in ``text`` (an error when there are none); ``focus`` as for
+        :meth:`OneEdit.parse` ("and Chile's?" after a question about Peru's capital)."""
+        parsed = self.sys.parse(text, focus)
         queries = [i for i in parsed.intents if i.op == "query"]
         if not queries:
             raise InputError(f"{text!r} is not a question I can answer.",

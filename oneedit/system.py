@@ -17,7 +17,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from controller.users import require
-from oneedit.core import EditIntent, Triple
+from oneedit.core import EditIntent, InputError, Triple
 from oneedit.core.edit_record import EditRecord
 from oneedit.core.faults import fault
 from oneedit.core.plan import EditPlan
@@ -141,7 +141,23 @@ class OneEdit:
         return self.users.get(name or self.user)
 
     # -- requests --------------------------------------------------------------------------------
-    def parse(self, text: str):
+    def parse(self, text: str, focus: tuple[str, str] | None = None):
+        """What the interpreter makes of ``text``. With ``focus`` (the entity id and relation of
+        the conversation's last question or edit) a follow-up that leans on it ("Change it to
+        Cusco", "and Chile's?") is read against it first (``parser: context``)."""
+        if focus is not None:
+            from interpreter.context import Focus, follow_up
+            from oneedit.core import ParseResult
+
+            subject, relation = focus
+            entity = self.kg.store.entity(subject)
+            if entity is None or relation not in self.kg.schema.relations:
+                raise InputError(f"The focus ({subject}, {relation}) names no entity or relation of the KG.",
+                                 hint="Send the entity id and relation id of the last turn's intent, or no focus.")
+            followed = follow_up(text, Focus(entity, relation), self.kg)
+            if followed is not None:
+                note = f"read as a follow-up to ({entity.label}, {relation})"
+                return ParseResult(text=text, intents=(followed,), notes=(note,), parser="context")
         return self.interpreter.parse(text)
 
     def plan(self, intents: Sequence[EditIntent], *, user=None, text: str = "") -> EditPlan:

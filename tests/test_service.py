@@ -134,6 +134,18 @@ def test_bad_requests_get_json_errors_and_leave_no_row(ws):
                 assert r.json()["error"] == name
         assert c.get("/api/stats", headers=h(tok["ed"])).json()["ledger"] == {}
         assert c.get("/api/kg/entities/Atlantis", headers=h(tok["ed"])).status_code == 404
+        # a follow-up reads against the focus the page sends (the last turn), and only with one
+        focus = {"subject": "peru", "relation": "capital"}
+        r = c.post("/api/parse", json={"text": "Change it to Cusco", "focus": focus}, headers=h(tok["ed"])).json()
+        assert r["parser"] == "context" and r["intents"][0]["op"] == "replace"
+        obj = r["intents"][0]["object"]
+        assert r["intents"][0]["subject"]["id"] == "peru" and (obj.get("id") or obj.get("new")) in ("cusco", "Cusco")
+        assert c.post("/api/parse", json={"text": "Change it to Cusco"}, headers=h(tok["ed"])).status_code == 400
+        a = c.post("/api/ask", json={"text": "and Chile's?", "focus": focus}, headers=h(tok["ed"])).json()
+        assert a["answers"][0]["kg"] == ["Santiago"]
+        r = c.post("/api/parse", json={"text": "and Chile's?", "focus": {"subject": "atlantis", "relation": "capital"}},
+                   headers=h(tok["ed"]))
+        assert r.status_code == 400 and "names no entity" in r.json()["message"]
         assert c.get("/api/nowhere", headers=h(tok["ed"])).json()["error"] == "NotFound"
 
 

@@ -212,6 +212,28 @@ def test_an_edit_is_planned_applied_followed_and_rolled_back(page, service):
     assert capital_of_germany(service) == ["berlin"]
 
 
+def test_a_follow_up_reads_against_the_last_turn(page, service):
+    """'and France's?' after a question about Germany's capital; 'Change it to Hamburg' after it:
+    read against the last turn (shown as a follow-up) and, for the edit, planned before anything."""
+    from playwright.sync_api import expect
+
+    login(page, service.tokens["editor"], "web-editor", "editor")
+    say(page, QUESTION)
+    turn = say(page, "and France's?")
+    expect(turn.get_by_test_id("parse")).to_contain_text("a follow-up to the last turn")
+    expect(turn.get_by_test_id("intent-subject")).to_have_attribute("data-id", "france")
+    expect(turn.get_by_test_id("answer").get_by_test_id("answer-kg")).to_have_text("Paris")
+    turn = say(page, "Change it to Lyon")
+    expect(turn.get_by_test_id("intent-op")).to_have_text("replace")
+    expect(turn.get_by_test_id("intent-subject")).to_have_attribute("data-id", "france")
+    plan = turn.get_by_test_id("plan")
+    expect(plan.get_by_test_id("kg-removed")).to_contain_text("(france, capital, paris)")
+    plan.get_by_test_id("cancel").click()
+    with client(service, "viewer") as c:
+        facts = c.get("/api/kg/entities/france").raise_for_status().json()["facts"]
+    assert [f["object"] for f in facts if f["relation"] == "capital"] == ["paris"]
+
+
 def test_ambiguous_names_are_chosen_with_buttons(page, service):
     from playwright.sync_api import expect
 

@@ -159,7 +159,7 @@ class ParseResult:
     text: str
     intents: tuple[EditIntent, ...]
     notes: tuple[str, ...] = ()
-    parser: Literal["rules", "llm"] = "rules"
+    parser: Literal["rules", "rules+encoder", "llm", "context"] = "rules"
     source: SourceLine | None = None
 
     def to_dict(self) -> dict:

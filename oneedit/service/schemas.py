@@ -28,8 +28,15 @@ class EditIn(_Body):
     request_key: str | None = Field(None, max_length=128, description="idempotency key: a retried request with the same key returns the first one's edit")
 
 
+class FocusIn(_Body):
+    subject: str = Field(min_length=1, max_length=300, description="entity id the last turn was about")
+    relation: str = Field(min_length=1, max_length=100, description="relation id the last turn was about")
+
+
 class TextIn(_Body):
     text: str = Field(min_length=1, max_length=4000)
+    focus: FocusIn | None = Field(None, description='the last question or edit of the conversation, so a follow-up '
+                                                    '("Change it to Cusco", "and Chile\'s?") reads against it')
 
 
 class RollbackIn(_Body):

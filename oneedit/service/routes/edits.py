@@ -27,7 +27,8 @@ router = APIRouter(tags=["edits"])
 @router.post("/api/parse")
 def parse(body: TextIn, user: Viewer, svc: Svc):
     """How a request is read: typed intents with linked entities (or candidates). Changes nothing."""
-    return svc.system.parse(body.text).to_dict()
+    focus = (body.focus.subject, body.focus.relation) if body.focus else None
+    return svc.system.parse(body.text, focus).to_dict()
 
 
 @router.post("/api/edits", status_code=202)

@@ -19,7 +19,8 @@ async def ask(body: TextIn, user: Viewer, svc: Svc):
     most ``service.max_questions``; each user ``service.questions_per_minute``). Each question
     is its own turn on the model's worker, so edits queued meanwhile are not held up."""
     system = svc.system
-    queries = await run_in_threadpool(system.qa.parse, body.text)
+    focus = (body.focus.subject, body.focus.relation) if body.focus else None
+    queries = await run_in_threadpool(system.qa.parse, body.text, focus)
     most = system.ws.config.service.max_questions
     if len(queries) > most:
         raise ApiError(422, f"{len(queries)} questions in one request; at most {most} are answered at once.",

@@ -266,10 +266,35 @@
     }
   }
 
+  /** What the conversation is about (the last question or edit): a follow-up such as “Change it to
+   * Cusco” or “and Chile’s?” is read against it by the server (`focus` in /api/parse and /api/ask). */
+  let focus = null;
+
+  function focusOf(intents) {
+    for (const i of intents) {
+      if (i.relation && i.subject && i.subject.id) return { subject: i.subject.id, relation: i.relation };
+    }
+    return null;
+  }
+
   async function handleLine(turn, text) {
-    const parsed = await api("POST", "/api/parse", { text });
+    const asked = focus;
+    const parsed = await api("POST", "/api/parse", focus ? { text, focus } : { text });
     turn.add(renderParse(parsed));
     const intents = parsed.intents || [];
+    focus = focusOf(intents) || focus;
+    if (parsed.parser === "context") {
+      // a follow-up: shown as read (above) and applied as the facts it names, after confirmation
+      const edits = intents.filter((i) => EDIT_OPS.includes(i.op));
+      if (edits.length) {
+        await planEdit(turn, { triples: triplesOf(edits) }, edits);
+        return;
+      }
+      if (intents.length) {
+        await ask(turn, text, intents, asked);
+        return;
+      }
+    }
     const edits = intents.filter((i) => EDIT_OPS.includes(i.op));
     const queries = intents.filter((i) => i.op === "query");
     if (!intents.length) {
@@ -293,7 +318,7 @@
   function renderParse(parsed) {
     const box = el("details", { class: "parse", testid: "parse", open: true },
       el("summary", {}, `Read as ${parsed.intents.length} intent${parsed.intents.length === 1 ? "" : "s"}`
-        + ` (${parsed.parser} parser)`));
+        + (parsed.parser === "context" ? " (a follow-up to the last turn)" : ` (${parsed.parser} parser)`)));
     const list = el("ol", { class: "intents" });
     for (const it of parsed.intents) {
       const li = el("li", { class: "intent", testid: "intent", "data-op": it.op },
@@ -708,8 +733,8 @@
   }
 
   // -- questions --------------------------------------------------------------------------------------
-  async function ask(turn, text, queries) {
-    const out = await api("POST", "/api/ask", { text });
+  async function ask(turn, text, queries, asked = null) {
+    const out = await api("POST", "/api/ask", asked ? { text, focus: asked } : { text });
     for (const a of out.answers || []) turn.add(renderAnswer(a));
     const q = queries[0];
     const centre = (q.subject && q.subject.id) || (q.object && q.object.id);
