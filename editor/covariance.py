@@ -81,7 +81,7 @@ class CovarianceCache:
             for layer, mom in computed.items():
                 f = self._file(fingerprint, layer, chash, len(texts))
                 f.parent.mkdir(parents=True, exist_ok=True)
-                tmp = f.with_suffix(".tmp")
+                tmp = f.with_suffix(f".tmp{os.getpid()}")  # another process may write the same entry
                 torch.save(mom, tmp)
                 os.replace(tmp, f)
                 (f.parent / "model.json").write_text(json.dumps({"fingerprint": fingerprint}))

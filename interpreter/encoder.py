@@ -71,8 +71,16 @@ class PhraseEncoder:
         path = Path(path)
         if not (path / "config.json").is_file():
             raise FileNotFoundError(f"No sentence encoder in {path} (config.json is missing).")
-        self.tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
-        self.model = AutoModel.from_pretrained(path, local_files_only=True).eval()
+        from transformers.utils import logging as hf_logging
+
+        bars = hf_logging.is_progress_bar_enabled()
+        hf_logging.disable_progress_bar()  # no "Loading weights" bar in the middle of a command's output
+        try:
+            self.tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
+            self.model = AutoModel.from_pretrained(path, local_files_only=True).eval()
+        finally:
+            if bars:
+                hf_logging.enable_progress_bar()
         self._torch = torch
         self._lock = threading.Lock()
 

@@ -103,8 +103,13 @@ def train_default(ws, *, config=None, force: bool = False, progress: Callable[[d
         card["quality"]["passed"] = gate_passed(card["quality"])
         write_card(tmp, card)
         if cached.exists():
-            shutil.rmtree(cached)
-        tmp.rename(cached)
+            shutil.rmtree(cached, ignore_errors=True)
+        try:
+            tmp.rename(cached)
+        except OSError:  # another process trained the same entry and put it there first
+            if read_card(cached) is None:
+                raise
+            shutil.rmtree(tmp, ignore_errors=True)
         card["cache"] = "trained"
     else:
         card["cache"] = "hit"

@@ -127,7 +127,14 @@ def model_cache(tmp_path_factory):
     import os
 
     keep = os.environ.get("ONEEDIT_TEST_CACHE")
-    path = Path(keep) if keep else tmp_path_factory.mktemp("oneedit-cache")
+    if keep:
+        path = Path(keep)
+    elif os.environ.get("PYTEST_XDIST_WORKER"):
+        # pytest -n: one cache for all the workers (the run's shared temporary root), so a model
+        # or statistics entry is computed once; training is serialised by a lock (below)
+        path = tmp_path_factory.getbasetemp().parent / "oneedit-cache"
+    else:
+        path = tmp_path_factory.mktemp("oneedit-cache")
     path.mkdir(parents=True, exist_ok=True)
     old = os.environ.get("ONEEDIT_CACHE")
     os.environ["ONEEDIT_CACHE"] = str(path)
@@ -177,7 +184,13 @@ def train_until_learned(ws, config: dict, *, bar: float = LEARNED, retrains: int
     for attempt in range(retrains + 1):
         if attempt:
             config = {**config, "max_epochs": 2 * config["max_epochs"]}
-        card = train_default(ws, config=TrainConfig(**config))
+        import os
+
+        from filelock import FileLock
+
+        # with pytest -n the workers share the cache: one trains, the others wait and find it there
+        with FileLock(str(Path(os.environ["ONEEDIT_CACHE"]) / "train.lock")):
+            card = train_default(ws, config=TrainConfig(**config))
         q = card["quality"]
         attempts.append({"max_epochs": config["max_epochs"], "epochs": card["epochs"],
                          "train_exact_match": q["train"]["exact_match"],
