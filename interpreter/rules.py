@@ -319,6 +319,12 @@ class RuleParser:
         if m:
             out.command = "retract"
             return idx[len(m.group().split()):], out
+        # "X is the CEO of Y, remove it": a statement followed by an order to remove it
+        m = re.search(r" (?:(?:please|so|and|just) )?(?:remove|delete|drop|retract|erase) (?:it|that|this)"
+                      r"(?: (?:please|from the (?:graph|kg)))?$", " " + " ".join(norms))
+        if m and len(m.group().split()) < len(norms):
+            out.command = "retract"
+            return idx[:len(norms) - len(m.group().split())], out
         m = re.search(r" (?:is|was|are) (?:" + "|".join(re.escape(w) for w in lx.FALSE_WORDS) + r")$",
                       " " + " ".join(norms))
         if m and norms[0] == "that":
