@@ -79,8 +79,12 @@ def training_facts(ws):
 
 
 def train_default(ws, *, config=None, force: bool = False, progress: Callable[[dict], None] | None = None,
-                  facts=None) -> dict:
-    """Train (or fetch from the cache) the knowledge model for the workspace's KG; returns its card."""
+                  facts=None, use_shipped: bool = True) -> dict:
+    """Train (or fetch from the cache) the knowledge model for the workspace's KG; returns its card.
+
+    When the KG is the shipped one (the same content hash: facts, templates and recipe), the
+    model shipped with the package is installed instead of trained (:mod:`oneedit.shipped`);
+    ``card["cache"]`` says which: ``shipped``, ``hit`` or ``trained``."""
     from editor.knowledge import TrainConfig, content_hash, read_card, train, write_card
     from oneedit.knowledge import kg_info
 
@@ -94,7 +98,20 @@ def train_default(ws, *, config=None, force: bool = False, progress: Callable[[d
     key = content_hash(facts, verb, config)
     cached = model_cache() / key
     card = read_card(cached)
-    if card is None or force or "quality" not in card:
+    if (card is None or "quality" not in card) and not force and use_shipped and shipped_matches(key):
+        from oneedit import shipped
+
+        tmp = cached.with_name(cached.name + f".tmp{os.getpid()}")
+        shutil.rmtree(tmp, ignore_errors=True)
+        card = shipped.install(tmp)
+        if cached.exists():
+            shutil.rmtree(cached, ignore_errors=True)
+        try:
+            tmp.rename(cached)
+        except OSError:
+            shutil.rmtree(tmp, ignore_errors=True)
+        card["cache"] = "shipped"
+    elif card is None or force or "quality" not in card:
         tmp = cached.with_name(cached.name + f".tmp{os.getpid()}")
         shutil.rmtree(tmp, ignore_errors=True)
         result = train(facts, verb, tmp, config=config, kg_info=kg_info(ws.kg, facts), progress=progress)
@@ -111,7 +128,7 @@ def train_default(ws, *, config=None, force: bool = False, progress: Callable[[d
                 raise
             shutil.rmtree(tmp, ignore_errors=True)
         card["cache"] = "trained"
-    else:
+    elif card.get("cache") != "shipped":
         card["cache"] = "hit"
     dest = base_dir(ws)
     # edits and consolidations were made to the previous base model; they do not carry over
@@ -128,6 +145,13 @@ def train_default(ws, *, config=None, force: bool = False, progress: Callable[[d
 
 
 LEARNED_FILE = "facts.jsonl"
+
+
+def shipped_matches(content_hash: str) -> bool:
+    """Whether the package ships the model for this content hash (see :mod:`oneedit.shipped`)."""
+    from oneedit import shipped
+
+    return shipped.matches(content_hash)
 
 
 def write_learned(path: Path, facts) -> None:

@@ -75,13 +75,22 @@ def _ensure_model(ws, as_json: bool) -> dict | None:
     if has_default(ws):
         card = default_card(ws) or {}
         return {**card, "cache": "present"}
-    from editor.knowledge import TrainConfig
+    from editor.knowledge import TrainConfig, content_hash
+    from oneedit.cli.output import Steps
+    from oneedit.models import shipped_matches, training_facts
 
+    with Steps(not as_json) as step:
+        step("Reading the KG's facts for the knowledge model")
+        facts, verb = training_facts(ws)
+        key = content_hash(facts, verb, TrainConfig())
+        if shipped_matches(key):
+            step(f"Installing the knowledge model shipped for this KG (content hash {key}, checked)")
+            return train_default(ws, facts=facts)
     if not as_json:
         console().print("Training the knowledge model on the KG's facts (once; later workspaces over "
                         "the same KG reuse it from the cache)…")
     with EpochBar(not as_json, TrainConfig().max_epochs) as bar:
-        return train_default(ws, progress=bar)
+        return train_default(ws, progress=bar, facts=facts)
 
 
 def _model_summary(card: dict | None) -> dict | None:
@@ -127,7 +136,8 @@ def init(
 
 
 def _print_model_line(c, m: dict) -> None:
-    how = {"hit": "from the cache", "present": "already trained"}.get(m["cache"], f"trained in {m['train_seconds']:.0f} s")
+    how = {"hit": "from the cache", "present": "already trained", "shipped": "shipped with the package, float16"}.get(
+        m["cache"], f"trained in {m['train_seconds']:.0f} s")
     gate = "[green]gate passed[/]" if m["passed"] else "[red]below the quality gate[/]"
     c.print(f"Knowledge model {m['content_hash']} ({how}): {m['facts']:,} facts, recall "
             f"{m['train_exact_match']:.1%} on training templates, {m['heldout_exact_match']:.1%} held out — {gate}.")

@@ -148,12 +148,19 @@ def train(
     workspace: WorkspaceOpt = None,
     force: Annotated[bool, typer.Option("--force", help="Train even when the cache has this model.")] = False,
     seed: Annotated[int, typer.Option(help="Random seed (same KG + seed = same model).")] = 0,
+    verify: Annotated[bool, typer.Option(
+        "--verify", help="Retrain the shipped KG's model from scratch and compare it with the model "
+                         "shipped in the package (weights bit for bit, every prompt's answer).")] = False,
     as_json: JsonOpt = False,
 ) -> None:
-    """Train the default knowledge model on the workspace's KG (cached by KG content hash)."""
+    """Train the default knowledge model on the workspace's KG (cached by KG content hash; the
+    shipped KG's model comes with the package)."""
     from editor.knowledge import TrainConfig
     from oneedit.models import train_default
 
+    if verify:
+        _verify_shipped(as_json)
+        return
     config = TrainConfig(seed=seed)
     with _ws(workspace) as ws:
         with Steps(not as_json) as step:
@@ -166,6 +173,29 @@ def train(
     _print_card(card, as_json)
 
 
+def _verify_shipped(as_json: bool) -> None:
+    from oneedit import shipped
+
+    c = shipped.card()
+    with EpochBar(not as_json, (c or {}).get("train_config", {}).get("max_epochs", 12)) as bar:
+        out = shipped.verify(progress=bar)
+    if as_json:
+        print_json(out)
+    else:
+        con = console()
+        if not out["same_kg"]:
+            con.print(f"The shipped KG's content hash is {out['content_hash']}, the shipped model's "
+                      f"{out['shipped']}: rebuild it with `python -m oneedit.shipped build`.")
+        else:
+            con.print(f"Retrained from scratch: weights {'bit for bit identical' if out['bit_identical'] else 'not identical'}"
+                      f" to the shipped float16 weights; answers differ on {out['answers_differ']['train']} of "
+                      f"{out['prompts']['train']} training prompts and {out['answers_differ']['heldout']} of "
+                      f"{out['prompts']['heldout']} held-out prompts "
+                      f"({'within' if out['within_tolerance'] else 'outside'} the 1% tolerance).")
+    if not out["same_kg"] or not out["within_tolerance"]:
+        raise typer.Exit(1)
+
+
 def _print_card(card: dict, as_json: bool) -> None:
     summary = {k: card.get(k) for k in ("name", "content_hash", "facts", "relations", "parameters", "epochs",
                                         "train_seconds", "torch_threads", "cache", "kg", "quality")}
@@ -173,7 +203,8 @@ def _print_card(card: dict, as_json: bool) -> None:
         print_json(summary)
         return
     c = console()
-    how = "from the cache" if card.get("cache") == "hit" else f"trained in {card['train_seconds']:.0f} s"
+    how = {"hit": "from the cache", "shipped": "shipped with the package"}.get(
+        card.get("cache"), f"trained in {card['train_seconds']:.0f} s")
     c.print(f"Knowledge model [bold]{card['content_hash']}[/]: {card['facts']:,} facts, "
             f"{card['parameters']:,} parameters, {card['epochs']} epochs ({how}).")
     if card.get("quality"):
