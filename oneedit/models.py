@@ -130,6 +130,10 @@ def train_default(ws, *, config=None, force: bool = False, progress: Callable[[d
         card["cache"] = "trained"
     elif card.get("cache") != "shipped":
         card["cache"] = "hit"
+    if card.get("cache") == "shipped":
+        from oneedit import shipped
+
+        shipped.install_stats()  # its key statistics too: the first edit computes none
     dest = base_dir(ws)
     # edits and consolidations were made to the previous base model; they do not carry over
     for old in [state_dir(ws, DEFAULT), home(ws, DEFAULT) / "edits", home(ws, DEFAULT) / "consolidated"]:

@@ -11,7 +11,8 @@ so every machine edits the same model. A KG that differs — a user's own data, 
 
 When ``kg_data`` changes (facts, templates) or the recipe does, refresh the shipped model with::
 
-    python -m oneedit.shipped build        # trains (or takes it from the cache), checks the gate
+    python -m oneedit.shipped build        # trains (or takes it from the cache), checks the gate,
+                                           # and computes the key statistics it ships with
     python -m oneedit.shipped verify       # retrains from scratch and compares with the shipped weights
 
 ``tests/test_shipped_model.py`` fails while the shipped model's hash is not the shipped KG's.
@@ -20,6 +21,7 @@ When ``kg_data`` changes (facts, templates) or the recipe does, refresh the ship
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import sys
 import tempfile
@@ -30,6 +32,10 @@ from oneedit.core import OneEditError
 #: The files of a knowledge model directory that ship (``facts.jsonl`` is rebuilt from the KG).
 FILES = ("config.json", "generation_config.json", "tokenizer.json", "tokenizer_config.json", "model.safetensors")
 WEIGHTS = "model.safetensors"
+#: MEMIT's key statistics of the shipped model on the shipped KG's corpus: each layer's second
+#: moment as the upper triangle of the symmetric matrix, float32 (a quarter of the float64 cache
+#: entry); restored into the statistics cache, so the first edit computes nothing.
+STATS = "stats.safetensors"
 
 
 def home() -> Path:
@@ -67,6 +73,84 @@ def install(dest: Path) -> dict:
     out = {**shipped, "cache": "shipped"}
     write_card(dest, out)
     return out
+
+
+def install_stats() -> int:
+    """Put the shipped key statistics into the statistics cache (the entries missing there);
+    returns how many were written."""
+    import torch
+    from safetensors import safe_open
+
+    from editor.covariance import cache_root
+
+    f = home() / STATS
+    if not f.is_file():
+        return 0
+    written = 0
+    with safe_open(str(f), framework="pt") as fh:
+        meta = fh.metadata()
+        folder = cache_root() / "stats" / meta["fingerprint"]
+        for layer, name in json.loads(meta["files"]).items():
+            target = folder / name
+            if target.is_file():
+                continue
+            folder.mkdir(parents=True, exist_ok=True)
+            full = _unpack(fh.get_tensor(f"layer{layer}"), int(meta["dim"]))
+            tmp = target.with_suffix(f".tmp{os.getpid()}")
+            torch.save(full, tmp)
+            os.replace(tmp, target)
+            written += 1
+        (folder / "model.json").write_text(json.dumps({"fingerprint": meta["fingerprint"]}))
+    return written
+
+
+def _pack(full):
+    import torch
+
+    iu = torch.triu_indices(full.shape[0], full.shape[1])
+    return full[iu[0], iu[1]].to(torch.float32).contiguous()
+
+
+def _unpack(packed, dim: int):
+    import torch
+
+    iu = torch.triu_indices(dim, dim)
+    full = torch.zeros(dim, dim, dtype=torch.float64)
+    full[iu[0], iu[1]] = packed.to(torch.float64)
+    return full + full.T - torch.diag(torch.diagonal(full))
+
+
+def build_stats(out: Path | None = None) -> dict:
+    """Compute the key statistics of the shipped model (installed as a user gets it) on the
+    shipped KG's corpus and write them beside it."""
+    import torch
+    from safetensors.torch import save_file
+
+    from editor.covariance import cache_root
+    from oneedit.models import open_model, train_default
+    from oneedit.workspace import Workspace
+
+    out = out or home()
+    with tempfile.TemporaryDirectory() as tmp:
+        ws, _ = Workspace.init(Path(tmp) / "ws")
+        with ws:
+            card = train_default(ws)
+            if card.get("cache") != "shipped":
+                raise OneEditError("The shipped model does not match the shipped KG; build it first.")
+            em = open_model(ws)
+            layers = list(em.hp.memit.layers)
+            moments = em.key_statistics(layers)
+            fingerprint = em.loaded.fingerprint
+    folder = cache_root() / "stats" / fingerprint
+    files = {}
+    for layer in layers:
+        [name] = [p.name for p in folder.glob(f"layer{layer}-*.pt")]
+        files[str(layer)] = name
+    dim = int(next(iter(moments.values())).shape[0])
+    tensors = {f"layer{layer}": _pack(moments[layer]) for layer in layers}
+    save_file(tensors, str(out / STATS), metadata={"fingerprint": fingerprint, "files": json.dumps(files),
+                                                   "dim": str(dim), "dtype": str(torch.float32)})
+    return {"fingerprint": fingerprint, "layers": layers, "files": files}
 
 
 def _convert(src: Path, dest: Path, dtype: str) -> None:
@@ -192,7 +276,8 @@ def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
     if args[:1] == ["build"]:
         c = build()
-        print(json.dumps({"content_hash": c["content_hash"], "quality": c["quality"]}, indent=2))
+        stats = build_stats()
+        print(json.dumps({"content_hash": c["content_hash"], "quality": c["quality"], "stats": stats}, indent=2))
         return 0
     if args[:1] == ["verify"]:
         print(json.dumps(verify(), indent=2))

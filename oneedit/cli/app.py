@@ -160,13 +160,19 @@ def demo(workspace: WorkspaceOpt = None, no_model: NoModelOpt = False, as_json: 
     """Run the main job on the embedded default: set up the workspace and its knowledge model, show
     what the KG and the model each say, then edit both together (a conflict, an inverse and a
     multi-hop consequence, a refused toxic edit, rollbacks). The tour rolls back its own edits."""
+    import time
+
     from oneedit.core import OneEditError
     from oneedit.workspace import Workspace
 
+    started = time.perf_counter()
+    timings: dict[str, float] = {}
     with Steps(not as_json) as step:
         ws, created = Workspace.init(workspace, progress=step)
+    timings["workspace"] = time.perf_counter() - started
     with ws:
         card = None if no_model else _ensure_model(ws, as_json)
+        timings["model"] = time.perf_counter() - started - timings["workspace"]
         with Steps(not as_json) as step:
             step("Summarising the KG")
             summary = ws.summary() | {"created": created}
@@ -194,9 +200,17 @@ def demo(workspace: WorkspaceOpt = None, no_model: NoModelOpt = False, as_json: 
         if all(ws.kg.store.entity(e) for e in ("france", "albert_einstein", "apple")):
             from oneedit.cli.demo import run_tour
 
+            before_tour = time.perf_counter()
             summary["tour"] = run_tour(ws, as_json=as_json, with_model=card is not None)
+            timings["tour"] = time.perf_counter() - before_tour
+    total = time.perf_counter() - started
+    summary["seconds"] = {"total": round(total, 1), **{k: round(v, 1) for k, v in timings.items()}}
     if as_json:
         print_json(summary)
+    else:
+        parts = ", ".join(f"{k} {v:.0f} s" for k, v in timings.items())
+        first = "This first run" if created else "This run"
+        console().print(f"{first} took {total:.0f} s ({parts}).")
 
 
 def _print_samples(c, summary: dict, report) -> None:

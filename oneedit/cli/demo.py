@@ -19,6 +19,9 @@ TOUR_EDITS = (
 )
 TOUR_QUESTIONS = ("What is the capital of France?", "Which country has Lyon as capital?",
                   "Which country was Albert Einstein born in?")
+#: Facts sampled by the tour's model audits (before the edits, after them, after the rollbacks);
+#: the edited facts are always in it.
+AUDIT_SAMPLE = 200
 
 
 def run_tour(ws, *, as_json: bool, with_model: bool) -> dict:
@@ -32,6 +35,9 @@ def run_tour(ws, *, as_json: bool, with_model: bool) -> dict:
         from rich.rule import Rule
 
         c.print(Rule("[bold]Tour: editing the KG and the model together"))
+    audits: list[dict] = []
+    if with_model:
+        _audit(oe, c, audits, "before the edits")
     applied = []
     for text, why in TOUR_EDITS:
         with Steps(c is not None) as step:
@@ -48,6 +54,8 @@ def run_tour(ws, *, as_json: bool, with_model: bool) -> dict:
             render_plan(c, oe, d["plan"])
             render_outcome(c, oe, d)
     tour["questions_after"] = _ask(oe, c, "The KG and the model after the edits")
+    if with_model:
+        _audit(oe, c, audits, "after the edits")
     for edit_id in reversed(applied):
         with Steps(c is not None) as step:
             step(f"Rolling back edit #{edit_id}")
@@ -56,12 +64,18 @@ def run_tour(ws, *, as_json: bool, with_model: bool) -> dict:
         if c:
             c.print(f"[bold cyan]»[/] oneedit rollback {edit_id}: [green]rolled back[/] on both sides")
     tour["questions_after_rollback"] = _ask(oe, c, "After the rollbacks")
+    if with_model:
+        _audit(oe, c, audits, "after the rollbacks")
+        tour["audits"] = audits
+        if c:
+            c.print(_audit_table(audits))
     if c:
         from oneedit.cli.edit import history_table
 
         c.print(history_table(oe, oe.history(limit=len(TOUR_EDITS))))
-        c.print("Try your own: [bold]oneedit edit \"…\"[/], [bold]oneedit ask \"…\"[/], [bold]oneedit chat[/], "
-                "[bold]oneedit history[/].")
+        c.print("Try next: [bold]oneedit chat[/] (edit and ask in plain language), [bold]oneedit edit \"…\"[/], "
+                "[bold]oneedit ask \"…\"[/], [bold]oneedit history[/], [bold]oneedit model audit[/] (the model "
+                "against the whole KG), [bold]oneedit serve[/] (the web page for a team).")
     oe.users.close()
     oe.protected.close()
     return tour
@@ -75,3 +89,29 @@ def _ask(oe, c, title: str) -> list[dict]:
         c.print(f"\n[bold]{title}[/]")
         render_answers(c, answers)
     return answers
+
+
+def _audit(oe, c, audits: list[dict], when: str) -> None:
+    with Steps(c is not None) as step:
+        step(f"Auditing the model against the KG ({AUDIT_SAMPLE} facts and every edited one), {when}")
+        a = oe.sync.audit(sample=AUDIT_SAMPLE)
+    audits.append({"when": when, "unedited": a["unedited"]["agreement"], "edited": a["edited"]["agreement"],
+                   "edited_facts": a["edited"]["facts"], "heldout": a["all"]["heldout_agreement"],
+                   "facts": a["all"]["facts"]})
+
+
+def _audit_table(audits: list[dict]):
+    from rich.table import Table
+
+    t = Table(title="The model audited against the KG (share of prompts it answers as the KG does)",
+              title_justify="left")
+    for col in ("when", "facts", "unedited facts", "edited facts", "held-out phrasings"):
+        t.add_column(col, justify="left" if col == "when" else "right")
+
+    def pct(x) -> str:
+        return "—" if x is None else f"{x:.1%}"
+
+    for a in audits:
+        t.add_row(a["when"], str(a["facts"]), pct(a["unedited"]),
+                  f"{pct(a['edited'])} ({a['edited_facts']})" if a["edited_facts"] else "—", pct(a["heldout"]))
+    return t
