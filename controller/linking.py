@@ -54,6 +54,7 @@ class NameIndex:
         self._names: list[str] | None = None
         self._tokens: dict[str, set[str]] | None = None  # name token -> normalised names holding it
         self._token_list: list[str] | None = None
+        self._close: dict[str, list[tuple[str, int]]] = {}
         for e in entities:
             self.put(e)
 
@@ -171,17 +172,22 @@ class NameIndex:
                 for tok in name.split():
                     tokens[tok].add(name)
             self._tokens, self._token_list = dict(tokens), list(tokens)
+            self._close = {}  # word -> its near tokens, for this token list
 
     def _token_matches(self, words: list[str]) -> list[tuple[str, float]]:
         """Names holding every word (each exactly or within its typo budget), scored."""
         assert self._tokens is not None and self._token_list is not None
         per_word: list[dict[str, int]] = []  # for each word: {name: fewest edits}
         for w in words:
-            budget = typo_budget(w)
-            close = [(w, 0)] if w in self._tokens else []
-            if budget:
-                close += [(t, int(d)) for t, d, _i in process.extract(
-                    w, self._token_list, scorer=OSA.distance, score_cutoff=budget, limit=20) if t != w]
+            close = self._close.get(w)
+            if close is None:
+                budget = typo_budget(w)
+                close = [(w, 0)] if w in self._tokens else []
+                if budget:
+                    close += [(t, int(d)) for t, d, _i in process.extract(
+                        w, self._token_list, scorer=OSA.distance, score_cutoff=budget, limit=20) if t != w]
+                if len(self._close) < 100_000:
+                    self._close[w] = close
             edits: dict[str, int] = {}
             for tok, d in close:
                 for name in self._tokens.get(tok, ()):

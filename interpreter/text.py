@@ -59,6 +59,7 @@ def fold(text: str) -> str:
     return unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode("ascii").lower()
 
 
+@lru_cache(maxsize=100_000)
 def stem(word: str) -> str:
     return _stemmer().stemWord(word)
 
