@@ -186,7 +186,7 @@ def test_rate_limit_per_user(copy_ws):
 
     with open_oe(copy_ws, rate_limit={"editor": 2}) as oe:
         oe.users.add("ed", "editor")
-        for text in ("Olaf Scholz's wife is Britta Ernst Scholz", "The capital of Germany is Olaf Scholz"):
+        for text in ("Olaf Scholz's wife is Britta Ernst Scholz", "Olaf Scholz's wife is Fucking Bitch"):
             oe.submit(text, user="ed", method="grace")
         n = oe.ledger.count()
         with pytest.raises(RateLimitError):
@@ -235,7 +235,7 @@ def test_import_batches_model_edits_and_skips_applied_lines(copy_ws, tmp_path):
         "Olaf Scholz's wife is Brigitte Macron",
         "The capital of Germany is Berlin",        # undoes line 1 within the batch
         "The capital of Italy is Palermo",
-        "The capital of Spain is Olaf Scholz",     # a person is not a city: rejected
+        "Olaf Scholz's wife is Fucking Bitch",     # toxic: rejected by the controller, on record
         "this line means nothing at all",          # not an edit: failed
         "The capital of France is Paris",          # already so: unchanged
     ]) + "\n", encoding="utf-8")

@@ -66,3 +66,18 @@ def test_a_different_kg_is_not_given_the_shipped_model(tmp_path, shipped_card):
         facts, verb = training_facts(ws)
     key = content_hash(facts, verb, TrainConfig())
     assert key != shipped_card["content_hash"] and not shipped_matches(key)
+
+
+def test_the_kept_test_model_is_the_one_the_suite_asks_for(copy_ws):
+    """tests/data/knowledge_model is the Europe subset's model from TEST_TRAIN (see conftest)."""
+    from editor.knowledge import TrainConfig, content_hash, read_card
+    from oneedit.models import training_facts
+    from oneedit.workspace import Workspace
+    from tests.conftest import KEPT_MODEL, TEST_TRAIN
+
+    with Workspace.open(copy_ws) as ws:
+        facts, verb = training_facts(ws)
+    kept = read_card(KEPT_MODEL)
+    assert kept["content_hash"] == content_hash(facts, verb, TrainConfig(**TEST_TRAIN)), \
+        "refresh tests/data/knowledge_model (see tests/conftest.py, KEPT_MODEL)"
+    assert kept["quality"]["train"]["exact_match"] >= 0.97
