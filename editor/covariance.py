@@ -160,9 +160,12 @@ def compute_moments(model, codec, layers: Sequence[int], texts: Sequence[str], *
     return {layer: (s / max(count, 1)).cpu() for layer, s in sums.items()}
 
 
-def solve_adjusted_keys(factor: torch.Tensor, keys: torch.Tensor) -> torch.Tensor:
-    """``(A + KKᵀ)⁻¹ K`` for ``A = L Lᵀ`` (``factor`` = L), ``keys`` = K of shape (d_in, n); float64."""
+def solve_adjusted_keys(factor: torch.Tensor, keys: torch.Tensor, *, scale: float = 1.0) -> torch.Tensor:
+    """``(sA + KKᵀ)⁻¹ K`` for ``A = L Lᵀ`` (``factor`` = L), ``keys`` = K of shape (d_in, n), s = ``scale``;
+    float64."""
     k = keys.to(torch.float64)
     a_inv_k = torch.cholesky_solve(k, factor)
+    if scale != 1.0:
+        a_inv_k = a_inv_k / scale
     small = torch.eye(k.shape[1], dtype=torch.float64, device=k.device) + k.T @ a_inv_k
     return torch.linalg.solve(small, a_inv_k.T).T

@@ -114,10 +114,15 @@ def train_default(ws, *, config=None, force: bool = False, progress: Callable[[d
     elif card is None or force or "quality" not in card:
         tmp = cached.with_name(cached.name + f".tmp{os.getpid()}")
         shutil.rmtree(tmp, ignore_errors=True)
-        result = train(facts, verb, tmp, config=config, kg_info=kg_info(ws.kg, facts), progress=progress)
+        until, checked = gate_check(facts, verb, config)
+        result = train(facts, verb, tmp, config=config, kg_info=kg_info(ws.kg, facts), progress=progress,
+                       until=until)
         card = result.card
-        card["quality"] = measure_quality(tmp, facts, verb)
-        card["quality"]["passed"] = gate_passed(card["quality"])
+        if checked and "check" in result.history[-1]:
+            card["quality"] = checked[-1]  # measured on the weights that were saved
+        else:
+            card["quality"] = measure_quality(tmp, facts, verb)
+            card["quality"]["passed"] = gate_passed(card["quality"])
         write_card(tmp, card)
         if cached.exists():
             shutil.rmtree(cached, ignore_errors=True)
@@ -149,6 +154,20 @@ def train_default(ws, *, config=None, force: bool = False, progress: Callable[[d
 
 
 LEARNED_FILE = "facts.jsonl"
+
+
+def gate_check(facts, verb, config):
+    """``(until, checked)`` for :func:`editor.knowledge.train`: ``until`` measures the quality gate
+    on the model as it trains (used when ``config.gate_stop``); ``checked`` collects each full
+    measurement, the last of which is the saved model's quality when training stopped on it."""
+    checked: list[dict] = []
+
+    def until(model, codec) -> dict:
+        q = measure_quality_loaded(model, codec, facts, verb, share=config.phrasing_share)
+        q["passed"] = gate_passed(q)
+        checked.append(q)
+        return {"train": q["train"]["exact_match"], "heldout": q["heldout"]["exact_match"], "passed": q["passed"]}
+    return until, checked
 
 
 def shipped_matches(content_hash: str) -> bool:

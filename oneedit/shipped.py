@@ -227,7 +227,7 @@ def verify(*, progress=None) -> dict:
     from editor.knowledge import TrainConfig, content_hash, heldout_prompts, train
     from editor.loading import load
     from editor.probe import teacher_forced
-    from oneedit.models import _share, training_facts
+    from oneedit.models import _share, gate_check, training_facts
     from oneedit.workspace import Workspace
 
     shipped = card()
@@ -242,7 +242,8 @@ def verify(*, progress=None) -> dict:
             if key != shipped["content_hash"]:
                 return {"same_kg": False, "content_hash": key, "shipped": shipped["content_hash"]}
             fresh = Path(tmp) / "fresh"
-            train(facts, verb, fresh, config=config, progress=progress)
+            until, _ = gate_check(facts, verb, config)  # the same stop as the shipped model's
+            train(facts, verb, fresh, config=config, progress=progress, until=until)
             a = load_file(str(home() / WEIGHTS))
             b = {k: v.to(torch.float16) for k, v in load_file(str(fresh / WEIGHTS)).items()}
             identical = a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)

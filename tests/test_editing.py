@@ -262,3 +262,46 @@ def test_woodbury_solve_matches_direct():
     direct = torch.linalg.solve(lam * c + 1e-6 * torch.diagonal(lam * c).mean() * torch.eye(d) + k @ k.T, k)
     assert torch.allclose(solve_adjusted_keys(factor, k), direct, atol=1e-8)
     assert cache.factor(c, lam, key=("x",)) is factor  # cached
+
+
+def test_scaled_solve_is_the_solve_with_lambda_scaled():
+    """A λ retry reuses the cached Cholesky factor: chol(s·λC) = √s·chol(λC), applied in the solve."""
+    torch.manual_seed(1)
+    d, n = 32, 5
+    a = torch.randn(d, 3 * d, dtype=torch.float64)
+    c = a @ a.T / (3 * d)
+    k = torch.randn(d, n, dtype=torch.float64)
+    cache = CovarianceCache("/nonexistent")
+    factor = cache.factor(c, 8.0, key=("x",))
+    for s in (0.5, 0.125):
+        direct = cache.factor(c, 8.0 * s, key=("y", s))
+        assert torch.allclose(solve_adjusted_keys(factor, k, scale=s), solve_adjusted_keys(direct, k), atol=1e-9)
+
+
+def test_lambda_retries_write_an_edit_a_strong_lambda_left_unwritten(knowledge_ws):
+    """With λ so large that one solve writes almost nothing, ``lambda_retries`` halves λ until
+    every prompt of the edit answers; the stats say how many solves and which λ; compute still
+    leaves the model as it found it."""
+    with Workspace.open(knowledge_ws) as ws:
+        em = open_model(ws)
+        reqs = fact_requests(ws, _counterfactuals(ws, 2))
+        strong = em.hp.memit.replace(mom2_weight=2.0e4, lambda_retries=0, min_written=0.0)
+        em.hp = em.hp.__class__(em.hp.name, strong, em.hp.grace)
+        one = em.compute_memit(reqs).stats
+        assert one["solves"] == 1 and one["holds"] < 1.0  # the premise: one solve is not enough
+        em.hp = em.hp.__class__(em.hp.name, strong.replace(lambda_retries=10), em.hp.grace)
+        before = {n: p.detach().clone() for n, p in em.model.named_parameters()}
+        delta = em.compute_memit(reqs)
+        assert all(torch.equal(before[n], p) for n, p in em.model.named_parameters())
+        st = delta.stats
+        assert st["solves"] > 1 and st["mom2_weight"] == pytest.approx(2.0e4 / 2 ** (st["solves"] - 1))
+        assert st["holds"] == 1.0 and st["written"] > one["written"]
+        em.apply_memit("r", reqs, delta)
+        for r in reqs:
+            assert all(greedy(em.model, em.codec, list(r.prompts), targets=[r.target] * len(r.prompts))[0])
+        # min_written asks for more of z - h even when every prompt already answers
+        em.undo("r", recheck=False)
+        em.hp = em.hp.__class__(em.hp.name, strong.replace(lambda_retries=10, min_written=0.97), em.hp.grace)
+        st2 = em.compute_memit(reqs).stats
+        assert st2["written"] >= 0.97 or st2["solves"] == 11
+        assert st2["solves"] >= st["solves"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import pytest
 
@@ -96,3 +97,31 @@ def verbalizer_of(templates):
 
 def card_share(em) -> float:
     return em.loaded.card["train_config"]["phrasing_share"]
+
+
+def test_learned_prompts_train_less_and_the_gate_stops_training(knowledge_ws, tmp_path):
+    """``skip_easy``: after the first epoch, prompts already learned train only with probability
+    ``easy_share``; ``until``: training stops at the first epoch whose check passes."""
+    with Workspace.open(knowledge_ws) as ws:
+        facts = kg_facts(ws.kg)[:40]
+        verb = verbalizer(ws.kg.schema)
+    # a loose "learned" (answer loss below 1.0) so that a tiny model skips some within a few epochs
+    cfg = TrainConfig(n_layer=2, n_embd=64, n_head=2, vocab_size=512, max_epochs=20, lr=5e-3, batch_size=8,
+                      stop_at=1.1, skip_easy=1.0, easy_share=0.2, gate_stop=True, check_from=0.2)
+    checks = []
+
+    def until(model, codec):
+        checks.append(model.training)
+        return {"passed": len(checks) >= 2}
+
+    got = train(facts, verb, tmp_path / "m", config=cfg, until=until)
+    trained = [h["trained"] for h in got.history]
+    n = got.card["training_prompts"]
+    assert trained[0] == n and min(trained) < n  # learned prompts were skipped
+    assert checks == [False, False]  # the check sees the model in eval mode ...
+    assert got.history[-1]["check"]["passed"] and len(got.history) < cfg.max_epochs  # ... and stops it
+    assert all("check" in h for h in got.history if h["recall"] >= cfg.check_from)
+    # off, the same recipe trains every prompt every epoch and never checks
+    plain = train(facts, verb, tmp_path / "p", config=replace(cfg, skip_easy=0.0, gate_stop=False, max_epochs=3),
+                  until=until)
+    assert [h["trained"] for h in plain.history] == [n] * 3 and len(checks) == 2

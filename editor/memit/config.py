@@ -36,6 +36,11 @@ class MemitHparams:
     z_span: ZSpan = field("key", "key: one δ per fact at the key position; answer: one at each answer token too")
     preserve_edits: bool = field(False, "keep the keys of every live edit in the solve, so later edits do not "
                                         "overwrite earlier ones (AlphaEdit's K_p term)")
+    lambda_retries: int = field(0, "when the edit's own prompts do not all answer after the solve, or it wrote "
+                                   "less than min_written of z - h, solve again with λ halved, at most this "
+                                   "many times (0: one solve)", min=0)
+    min_written: float = field(0.0, "the share of z - h a solve must write on the edit's key columns before "
+                                    "lambda_retries stop", min=0, max=1)
     nullspace: float = field(0.0, "AlphaEdit: project each update onto the directions where C's eigenvalue is "
                                   "below this share of its largest (0: off)", min=0, max=1)
     nullspace_ridge: float = field(1.0, "AlphaEdit's ‖ΔP‖² weight, in units of C's mean eigenvalue", gt=0)

@@ -25,11 +25,12 @@ import torch
 from editor import arch
 from editor.covariance import CovarianceCache
 from editor.encoding import TextCodec
-from editor.hooks import capture_input, capture_output
+from editor.hooks import capture_input, capture_output, prompts_end_at
 from editor.memit.config import MemitHparams
 from editor.memit.keys import locate, run
 from editor.memit.preserve import PreservedKeys, Solver
 from editor.memit.targets import compute_targets
+from editor.probe import gather_target, target_token_ids
 from editor.request import Request
 from editor.verbalize import Prompt
 
@@ -114,45 +115,72 @@ def compute(model, codec: TextCodec, requests: Sequence[Request], hp: MemitHpara
         zdev = seen[0].device
         z = torch.cat([z, seen[0][kept.entry_row.to(zdev), kept.entry_pos.to(zdev)].float()])
         groups.append(kept)
-    out: dict[int, LayerDelta] = {}
-    solver = Solver(stats, hp, fingerprint, preserved)
+    n_edit = int(rows.entry_row.shape[0])
     with weights.scratch(layers):
-        for i, layer in enumerate(layers):
-            proj = model.get_submodule(spec.mlp_out_path(layer))
-            ks, curs = [], []
-            for g in groups:
-                keys: list[torch.Tensor] = []
-                cur: list[torch.Tensor] = []
-                with torch.no_grad(), capture_input(proj, keys), capture_output(last_block, cur):
-                    run(model, g.enc)
-                kdev, cdev = keys[0].device, cur[0].device
-                ks.append(keys[0][g.entry_row.to(kdev), g.entry_pos.to(kdev)])
-                curs.append(cur[0][g.entry_row.to(cdev), g.entry_pos.to(cdev)])
-            k = torch.cat(ks).to(torch.float64).T                                  # (d_in, columns)
-            kdev = k.device
-            resid = (z - torch.cat(curs).float()).to(device=kdev, dtype=torch.float64).T  # (d_out, columns)
-            resid = resid / (len(layers) - i)
-            adj = solver.adjusted_keys(layer, moms[layer], k)                         # (d_in, columns)
-            n_edit = int(rows.entry_row.shape[0])
-            d = LayerDelta(resid.float().cpu(), adj.float().cpu(), k[:, :n_edit].float().cpu())
-            out[layer] = d
-            weights.add(layer, d)
-            if progress:
-                progress("layers", i + 1, len(layers))
-        # how much of z - h the solve wrote, on the edit's own key columns (1: all of it)
-        cur = []
-        with torch.no_grad(), capture_output(last_block, cur):
-            run(model, rows.enc)
-        n_edit = int(rows.entry_row.shape[0])
-        cdev = cur[0].device
-        now = cur[0][rows.entry_row.to(cdev), rows.entry_pos.to(cdev)].float()
-        wanted = z[:n_edit].to(cdev)
-        start = float((wanted - h0.to(cdev)).norm())
-        info["written"] = round(1.0 - float((wanted - now).norm()) / max(start, 1e-12), 4)
+        scale = 1.0
+        for attempt in range(hp.lambda_retries + 1):
+            solver = Solver(stats, hp, fingerprint, preserved, scale=scale)
+            out = _solve(model, spec, layers, groups, z, solver, moms, weights, last_block,
+                         progress if attempt == 0 else None)
+            held, written = _check(model, rows, last_block, z[:n_edit], h0)
+            if (bool(held.all()) and written >= hp.min_written) or attempt == hp.lambda_retries:
+                break
+            for layer, d in out.items():  # take this solve back and write harder
+                weights.add(layer, d, sign=-1.0)
+            scale /= 2
+    # λ used, solves run, the share of the edit's prompts that answer, and how much of z - h the
+    # solve wrote on the edit's own key columns (1: all of it)
+    info.update({"mom2_weight": hp.mom2_weight * scale, "solves": attempt + 1,
+                 "holds": round(float(held.float().mean()), 4), "written": round(written, 4)})
     info.update({"facts": len(requests), "rows": int(rows.enc.input_ids.shape[0]), "layers": layers,
                  "key_columns": int(rows.entry_row.shape[0]), "keep_columns": int(z.shape[0] - rows.entry_row.shape[0]),
                  "z_seconds": round(t_z, 3), "seconds": round(time.perf_counter() - started, 3)})
     return MemitDelta(out, info, z[: int(rows.entry_row.shape[0])].detach().cpu())
+
+
+def _solve(model, spec, layers, groups, z, solver, moms, weights, last_block, progress) -> dict[int, LayerDelta]:
+    """Spread ``z - h`` over ``layers``, lowest first; each layer's share is added to ``weights``
+    before the next layer's keys are read. Returns the per-layer factors."""
+    out: dict[int, LayerDelta] = {}
+    n_edit = int(groups[0].entry_row.shape[0])
+    for i, layer in enumerate(layers):
+        proj = model.get_submodule(spec.mlp_out_path(layer))
+        ks, curs = [], []
+        for g in groups:
+            keys: list[torch.Tensor] = []
+            cur: list[torch.Tensor] = []
+            with torch.no_grad(), capture_input(proj, keys), capture_output(last_block, cur):
+                run(model, g.enc)
+            kdev, cdev = keys[0].device, cur[0].device
+            ks.append(keys[0][g.entry_row.to(kdev), g.entry_pos.to(kdev)])
+            curs.append(cur[0][g.entry_row.to(cdev), g.entry_pos.to(cdev)])
+        k = torch.cat(ks).to(torch.float64).T                                  # (d_in, columns)
+        kdev = k.device
+        resid = (z - torch.cat(curs).float()).to(device=kdev, dtype=torch.float64).T  # (d_out, columns)
+        resid = resid / (len(layers) - i)
+        adj = solver.adjusted_keys(layer, moms[layer], k)                         # (d_in, columns)
+        d = LayerDelta(resid.float().cpu(), adj.float().cpu(), k[:, :n_edit].float().cpu())
+        out[layer] = d
+        weights.add(layer, d)
+        if progress:
+            progress("layers", i + 1, len(layers))
+    return out
+
+
+@torch.no_grad()
+def _check(model, rows, last_block, wanted: torch.Tensor, h0: torch.Tensor) -> tuple[torch.Tensor, float]:
+    """Per prompt of the edit, whether every target token is ranked first (greedy says it); and
+    the share of ``wanted - h0`` written at the edit's key columns."""
+    cur: list[torch.Tensor] = []
+    with capture_output(last_block, cur), prompts_end_at(model, rows.enc.prompt_last):
+        logits = model(input_ids=rows.enc.input_ids, attention_mask=rows.enc.attention_mask).logits
+    logits = gather_target(logits, rows.enc)
+    gold = target_token_ids(rows.enc).to(logits.device)
+    held = ((logits.argmax(-1) == gold) | (gold == -100)).all(1)
+    cdev = cur[0].device
+    now = cur[0][rows.entry_row.to(cdev), rows.entry_pos.to(cdev)].float()
+    start = float((wanted.to(cdev) - h0.to(cdev)).norm())
+    return held, 1.0 - float((wanted.to(cdev) - now).norm()) / max(start, 1e-12)
 
 
 @torch.no_grad()

@@ -54,9 +54,13 @@ class PreservedKeys:
 class Solver:
     """Adjusted keys for one layer of one edit, under the configured preservation."""
 
-    def __init__(self, stats: CovarianceCache, hp, fingerprint: str, preserved: PreservedKeys | None):
+    def __init__(self, stats: CovarianceCache, hp, fingerprint: str, preserved: PreservedKeys | None,
+                 scale: float = 1.0):
         self.stats = stats
         self.hp = hp
+        #: λ is ``hp.mom2_weight * scale`` (a retry's weaker protection, see MemitHparams.lambda_retries)
+        self.scale = scale
+        self.weight = hp.mom2_weight * scale
         self.fingerprint = fingerprint
         self.preserved = preserved if hp.preserve_edits else None
         self._factors: dict[tuple, torch.Tensor] = {}
@@ -69,12 +73,14 @@ class Solver:
         if self.hp.nullspace > 0:
             return self._projected(layer, moment, keys, gram, ckey)
         if gram is None:
+            # chol(s·λC) = √s·chol(λC): a retry reuses the cached factor, scaled in the solve
             factor = self.stats.factor(moment, self.hp.mom2_weight, key=ckey, device=device)
+            return solve_adjusted_keys(factor, keys, scale=self.scale)
         else:
-            fkey = (ckey, self.hp.mom2_weight, self.preserved.version, str(device))
+            fkey = (ckey, self.weight, self.preserved.version, str(device))
             factor = self._factors.get(fkey)
             if factor is None:
-                a = self.hp.mom2_weight * moment.to(device=device, dtype=torch.float64) + gram.to(device)
+                a = self.weight * moment.to(device=device, dtype=torch.float64) + gram.to(device)
                 a.diagonal().add_(1e-6 * float(torch.diagonal(a).mean()) + 1e-12)
                 factor = self._factors[fkey] = torch.linalg.cholesky(a)
         return solve_adjusted_keys(factor, keys)
@@ -84,7 +90,7 @@ class Solver:
         p = self.stats.null_projector(moment, self.hp.nullspace, key=ckey, device=device)
         k = keys.to(torch.float64)
         d = k.shape[0]
-        ridge = self.hp.nullspace_ridge * float(torch.diagonal(moment).sum()) / d
+        ridge = self.hp.nullspace_ridge * self.scale * float(torch.diagonal(moment).sum()) / d
         m = k @ (k.T @ p)
         if gram is not None:
             m = m + gram.to(device) @ p
