@@ -53,18 +53,24 @@ class TrainConfig:
     #: stop at the quality gate: the caller's check (``train(until=...)``, the gate the model must
     #: pass) runs after each epoch whose running recall reached ``check_from``; training stops at
     #: the first epoch that passes it
-    gate_stop: bool = False
+    gate_stop: bool = True
     check_from: float = 0.9
     phrasing_share: float = 0.15  # facts that also teach the held-out phrasings (see phrasing_fact)
     #: from the second epoch on, a prompt whose answer loss was below this at its last pass is
     #: "learned" and trains only with probability ``easy_share`` (0: every prompt, every epoch).
     #: A learned prompt's backward pass teaches almost nothing; the hard ones get the compute.
-    skip_easy: float = 0.0
+    skip_easy: float = 0.05
     easy_share: float = 0.25
     #: each batch runs as this many length-sorted parts, gradients summed (less padding; 1: one pass)
-    micro_batches: int = 1
+    micro_batches: int = 2
     seed: int = 0
     threads: int | None = None
+
+    @classmethod
+    def from_key(cls, key: dict) -> TrainConfig:
+        """The recipe a card's ``train_config`` (a :meth:`key`) records: a field it lacks is a
+        feature that was off (or did not exist yet) when the model was trained."""
+        return cls(**{**OFF, **key})
 
     def key(self) -> dict:
         """The fields that decide the model (the content hash's); a feature that is off leaves the
@@ -80,6 +86,10 @@ class TrainConfig:
             d.pop("gate_stop")
             d.pop("check_from")
         return d
+
+
+#: the recipe's later features, off: what a ``train_config`` without them means (see TrainConfig.key)
+OFF = {"skip_easy": 0.0, "micro_batches": 1, "gate_stop": False}
 
 
 @dataclass

@@ -56,6 +56,25 @@ def matches(content_hash: str) -> bool:
     return c is not None and c.get("content_hash") == content_hash
 
 
+def recipe():
+    """The :class:`editor.knowledge.TrainConfig` the shipped model was trained with (its card's)."""
+    from editor.knowledge import TrainConfig
+
+    c = card()
+    return None if c is None else TrainConfig.from_key(c["train_config"])
+
+
+def for_facts(facts, verb) -> str | None:
+    """The shipped model's content hash when ``facts`` and ``verb`` are what it learned (hashed
+    with the recipe it was trained with, which may be older than today's default), else None."""
+    from editor.knowledge import content_hash
+
+    c, config = card(), recipe()
+    if c is None or config is None:
+        return None
+    return c["content_hash"] if content_hash(facts, verb, config) == c["content_hash"] else None
+
+
 def install(dest: Path) -> dict:
     """Copy the shipped model into ``dest`` (a new folder) with float32 weights; returns its card."""
     from editor.knowledge import read_card, write_card
@@ -237,7 +256,7 @@ def verify(*, progress=None) -> dict:
         ws, _ = Workspace.init(Path(tmp) / "ws")
         with ws:
             facts, verb = training_facts(ws)
-            config = TrainConfig(**shipped["train_config"])
+            config = TrainConfig.from_key(shipped["train_config"])
             key = content_hash(facts, verb, config)
             if key != shipped["content_hash"]:
                 return {"same_kg": False, "content_hash": key, "shipped": shipped["content_hash"]}

@@ -26,13 +26,14 @@ def test_the_shipped_model_is_the_shipped_kgs(tmp_path, shipped_card):
     ws, _ = Workspace.init(tmp_path / "ws")
     with ws:
         facts, verb = training_facts(ws)
-    key = content_hash(facts, verb, TrainConfig())
+    key = content_hash(facts, verb, TrainConfig.from_key(shipped_card["train_config"]))
     assert key == shipped_card["content_hash"], "rebuild the shipped model: python -m oneedit.shipped build"
+    assert shipped.for_facts(facts, verb) == key
     # as shipped: float16 weights that pass the gate as rounded, and a card that says how it was made
     q = shipped_card["quality"]
     assert shipped_card["dtype"] == "float16" and q["passed"]
     assert q["train"]["exact_match"] >= 0.97 and q["heldout"]["exact_match"] >= 0.85
-    assert shipped_card["train_config"] == TrainConfig().key() and shipped_card["facts"] == len(facts)
+    assert shipped.recipe().key() == shipped_card["train_config"] and shipped_card["facts"] == len(facts)
     size = sum(p.stat().st_size for p in shipped.home().iterdir())
     assert size < 20 * 2**20, f"the shipped model is {size / 2**20:.1f} MiB"
 
@@ -55,7 +56,7 @@ def test_init_on_the_shipped_kg_installs_it_instead_of_training(tmp_path, monkey
 
 
 def test_a_different_kg_is_not_given_the_shipped_model(tmp_path, shipped_card):
-    from editor.knowledge import TrainConfig, content_hash
+    from editor.knowledge import content_hash
     from oneedit.models import shipped_matches, training_facts
     from oneedit.workspace import Workspace
 
@@ -64,8 +65,8 @@ def test_a_different_kg_is_not_given_the_shipped_model(tmp_path, shipped_card):
         with ws.kg.store.transaction("test", "France's capital is another city") as tx:
             tx.remove_all(list(ws.kg.store.triples("france", "capital", None)))
         facts, verb = training_facts(ws)
-    key = content_hash(facts, verb, TrainConfig())
-    assert key != shipped_card["content_hash"] and not shipped_matches(key)
+    key = content_hash(facts, verb, shipped.recipe())
+    assert key != shipped_card["content_hash"] and not shipped_matches(key) and shipped.for_facts(facts, verb) is None
 
 
 def test_the_kept_test_model_is_the_one_the_suite_asks_for(copy_ws):

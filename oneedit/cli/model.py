@@ -161,14 +161,15 @@ def train(
     if verify:
         _verify_shipped(as_json)
         return
-    config = TrainConfig(seed=seed)
+    # the default recipe (None) lets the shipped KG take the model shipped for it
+    config = TrainConfig(seed=seed) if seed else None
     with _ws(workspace) as ws:
         with Steps(not as_json) as step:
             step("Verbalising the KG's facts")
             from oneedit.models import training_facts
 
             facts, _ = training_facts(ws)
-        with EpochBar(not as_json, config.max_epochs) as bar:
+        with EpochBar(not as_json, (config or TrainConfig()).max_epochs) as bar:
             card = train_default(ws, config=config, force=force, progress=bar, facts=facts)
     _print_card(card, as_json)
 
