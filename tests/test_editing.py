@@ -250,12 +250,16 @@ def test_covariance_cached_on_disk(knowledge_ws, tmp_path, monkeypatch):
     assert c.dtype == torch.float64 and torch.allclose(c, c.T)
 
 
-def test_woodbury_solve_matches_direct():
-    torch.manual_seed(0)
-    d, n = 40, 7
+def _moment_and_keys(seed: int, d: int, n: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """A random (d, d) second moment (positive definite) and (d, n) keys, float64."""
+    torch.manual_seed(seed)
     a = torch.randn(d, 3 * d, dtype=torch.float64)
-    c = a @ a.T / (3 * d)
-    k = torch.randn(d, n, dtype=torch.float64)
+    return a @ a.T / (3 * d), torch.randn(d, n, dtype=torch.float64)
+
+
+def test_woodbury_solve_matches_direct():
+    d = 40
+    c, k = _moment_and_keys(0, d, 7)
     lam = 5.0
     cache = CovarianceCache("/nonexistent")
     factor = cache.factor(c, lam, key=("x",))
@@ -266,11 +270,7 @@ def test_woodbury_solve_matches_direct():
 
 def test_scaled_solve_is_the_solve_with_lambda_scaled():
     """A λ retry reuses the cached Cholesky factor: chol(s·λC) = √s·chol(λC), applied in the solve."""
-    torch.manual_seed(1)
-    d, n = 32, 5
-    a = torch.randn(d, 3 * d, dtype=torch.float64)
-    c = a @ a.T / (3 * d)
-    k = torch.randn(d, n, dtype=torch.float64)
+    c, k = _moment_and_keys(1, 32, 5)
     cache = CovarianceCache("/nonexistent")
     factor = cache.factor(c, 8.0, key=("x",))
     for s in (0.5, 0.125):
