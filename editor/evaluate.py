@@ -87,6 +87,26 @@ def measure(model, codec, cases: Sequence[Case]) -> dict:
     return res
 
 
+def measure_each(model, codec, cases: Sequence[Case]) -> list[dict]:
+    """:func:`measure` per case: ``[{metric: {"probes", "token_accuracy", "exact_match"}}]`` (one
+    pass per metric over every case's probes)."""
+    out = [{m: {"probes": 0, "token_accuracy": None, "exact_match": None} for m in METRICS} for _ in cases]
+    for metric, (prompts, targets, owner) in _probes(cases).items():
+        if not prompts:
+            continue
+        acc = teacher_forced(model, codec, prompts, targets=targets)
+        exact, _ = greedy(model, codec, prompts, targets=targets)
+        sums: dict[int, list] = {}
+        for i, a, e in zip(owner, acc, exact, strict=True):
+            s = sums.setdefault(i, [0, 0.0, 0])
+            s[0] += 1
+            s[1] += a
+            s[2] += bool(e)
+        for i, (k, a, e) in sums.items():
+            out[i][metric] = {"probes": k, "token_accuracy": round(a / k, 4), "exact_match": round(e / k, 4)}
+    return out
+
+
 def answer_ends(model, codec, prompts: Sequence[Prompt], targets: Sequence[str]) -> float:
     """Share of prompts whose greedy continuation is exactly the target and then the end of the
     answer (for models that mark it): an edited answer must stop where an unedited one does."""

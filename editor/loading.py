@@ -3,6 +3,10 @@
 ``load("gpt2")`` looks in the Hugging Face cache first and downloads only when the machine is
 online (``HF_HUB_OFFLINE`` unset); ``load("./models/gpt2")`` reads that directory and nothing else.
 A model that is not there gives an error that says what to download and where to put it.
+
+``load(..., device_map="auto")`` spreads a model bigger than one device over the GPUs, CPU memory
+and disk with accelerate (``pip install 'oneedit[big]'``); ``max_memory`` caps what each device
+takes. See :mod:`editor.placement` for what can be edited where.
 """
 
 from __future__ import annotations
@@ -77,6 +81,62 @@ def resolve_device(name: str | torch.device | None) -> torch.device:
     return torch.device(name)
 
 
+DEVICE_MAPS = ("auto", "balanced", "balanced_low_0", "sequential")
+
+
+def resolve_device_map(device_map: str | dict | None):
+    """``auto`` (or another accelerate strategy), a JSON file mapping module names to devices, or a
+    dict; None stays None. Refused with the pip command when accelerate is not installed."""
+    if device_map is None or device_map == "":
+        return None
+    import importlib.util
+
+    if importlib.util.find_spec("accelerate") is None:
+        raise OneEditError("--device-map needs accelerate, which is not installed.",
+                           hint="pip install 'oneedit[big]' (or: pip install 'accelerate>=1.0').")
+    if isinstance(device_map, dict) or device_map in DEVICE_MAPS:
+        return device_map
+    path = Path(str(device_map)).expanduser()
+    if path.suffix == ".json" and path.is_file():
+        try:
+            got = json.loads(path.read_text(encoding="utf-8"))
+        except ValueError as exc:
+            raise OneEditError(f"{path} is not JSON ({exc}).") from None
+        if not isinstance(got, dict):
+            raise OneEditError(f"{path} must map module names to devices, e.g. {{\"model.layers.0\": 0}}.")
+        return got
+    raise OneEditError(f"Unknown device map {device_map!r}.",
+                       hint="Use " + ", ".join(DEVICE_MAPS) + ", or a .json file mapping module names to "
+                            "devices (0, \"cpu\", \"disk\").")
+
+
+def parse_max_memory(text: str | dict | None) -> dict | None:
+    """``"0=70GiB,cpu=120GiB"`` (or ``cuda:0=...``) as accelerate's ``max_memory`` dict."""
+    if not text:
+        return None
+    if isinstance(text, dict):
+        return text
+    import re
+
+    out: dict = {}
+    for part in str(text).split(","):
+        dev, _, size = part.strip().partition("=")
+        dev, size = dev.strip(), size.strip()
+        if not re.fullmatch(r"\d+(\.\d+)?\s*([KMGT]i?B)?", size, flags=re.IGNORECASE):
+            raise OneEditError(f"Bad --max-memory entry {part.strip()!r}.",
+                               hint="Write DEVICE=SIZE pairs separated by commas, e.g. 0=70GiB,1=70GiB,cpu=120GiB.")
+        if dev.isdigit():
+            key: int | str = int(dev)
+        elif dev.startswith("cuda:") and dev[5:].isdigit():
+            key = int(dev[5:])
+        elif dev in ("cpu", "disk", "mps"):
+            key = dev
+        else:
+            raise OneEditError(f"Unknown device {dev!r} in --max-memory.", hint="Use 0, 1, … (GPUs), cpu or disk.")
+        out[key] = int(float(size)) if re.fullmatch(r"[\d.]+", size) else size.replace(" ", "")  # bytes
+    return out
+
+
 def _looks_like_path(name: str) -> bool:
     return name.startswith((".", "/", "~")) or os.sep in name.strip("/").split("/", 1)[-1] or \
         Path(name).expanduser().exists()
@@ -94,15 +154,23 @@ def _not_found(name: str, cause: str) -> ModelNotFoundError:
 
 
 def load(name_or_path: str | Path, *, device: str | torch.device = "cpu",
-         dtype: str | torch.dtype = "fp32") -> LoadedModel:
+         dtype: str | torch.dtype = "fp32", device_map: str | dict | None = None,
+         max_memory: str | dict | None = None, offload_folder: str | Path | None = None) -> LoadedModel:
+    """``device_map`` (with accelerate): place the model's blocks over the devices, ``max_memory``
+    per device; ``device`` is then unused. Blocks that fit nowhere else go to disk: read from the
+    model's own safetensors files (older ``.bin`` weights need an ``offload_folder`` to be copied to)."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
     from transformers.utils import logging as hf_logging
 
     from editor.knowledge import read_card
 
     name = str(name_or_path)
-    dev = resolve_device(device)
+    placed = resolve_device_map(device_map)
+    dev = resolve_device(device) if placed is None else None
     dt = resolve_dtype(dtype)
+    memory = parse_max_memory(max_memory)
+    if memory and placed is None:
+        raise OneEditError("--max-memory only applies with --device-map.", hint="Add --device-map auto.")
     hf_logging.set_verbosity_error()
     hf_logging.disable_progress_bar()  # stdout stays clean for --json
     path = Path(name).expanduser()
@@ -118,15 +186,22 @@ def load(name_or_path: str | Path, *, device: str | torch.device = "cpu",
     else:
         kw = dict(local_files_only=_offline())
         source = name
+    mkw: dict = {}
+    if placed is not None:
+        mkw = dict(device_map=placed)
+        if memory:
+            mkw["max_memory"] = memory
+        if offload_folder:  # safetensors weights offloaded to disk are read from the model's own files
+            mkw["offload_folder"] = str(offload_folder)
     try:
         try:
             tokenizer = AutoTokenizer.from_pretrained(source, **kw)
-            model = AutoModelForCausalLM.from_pretrained(source, dtype=dt, **kw)
+            model = AutoModelForCausalLM.from_pretrained(source, dtype=dt, **kw, **mkw)
         except OSError:
             if kw["local_files_only"] or path.is_dir():
                 raise
             tokenizer = AutoTokenizer.from_pretrained(source, local_files_only=True)
-            model = AutoModelForCausalLM.from_pretrained(source, dtype=dt, local_files_only=True)
+            model = AutoModelForCausalLM.from_pretrained(source, dtype=dt, local_files_only=True, **mkw)
     except OSError as exc:
         if path.is_dir():
             raise ModelNotFoundError(f"Could not load the model in {path}: {exc}",
@@ -137,7 +212,8 @@ def load(name_or_path: str | Path, *, device: str | torch.device = "cpu",
         raise OneEditError(f"Could not load {name!r}: {exc}",
                            hint="OneEdit edits causal language models (GPT-2, GPT-J, GPT-NeoX, LLaMA, "
                                 "Mistral, Qwen2).") from None
-    model.to(dev)
+    if dev is not None:
+        model.to(dev)
     model.eval()
     if tokenizer.pad_token_id is None and tokenizer.eos_token_id is not None:
         tokenizer.pad_token = tokenizer.eos_token
@@ -147,11 +223,12 @@ def load(name_or_path: str | Path, *, device: str | torch.device = "cpu",
 
 def wrap(model, tokenizer, *, name: str, path: Path | None = None, card: dict | None = None) -> LoadedModel:
     """A :class:`LoadedModel` around an in-memory model (tests build tiny random ones)."""
-    from editor import arch
+    from editor import arch, placement
 
     arch.arch_of(model)  # refuse unsupported architectures early
     p = next(model.parameters())
-    return LoadedModel(model, tokenizer, name, path, card, p.device, p.dtype, fingerprint(model))
+    return LoadedModel(model, tokenizer, name, path, card, placement.input_device(model), p.dtype,
+                       fingerprint(model))
 
 
 def _offline() -> bool:
@@ -161,12 +238,15 @@ def _offline() -> bool:
 
 @torch.no_grad()
 def fingerprint(model) -> str:
-    """Identifies the weights cheaply: config plus a strided sample of every parameter."""
+    """Identifies the weights cheaply: config plus a strided sample of every parameter (offloaded
+    ones read where accelerate keeps them, so a dispatched model has its undispatched fingerprint)."""
+    from editor.placement import named_values
+
     h = hashlib.sha256()
     cfg = model.config.to_dict()
     h.update(json.dumps({k: v for k, v in cfg.items() if not k.startswith("_")}, sort_keys=True,
                         default=str).encode())
-    for name, p in model.named_parameters():
+    for name, p in named_values(model):
         flat = p.detach().reshape(-1)
         step = max(1, flat.numel() // 1024)
         sample = flat[::step][:1024].to(torch.float32).cpu()

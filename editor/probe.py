@@ -21,17 +21,39 @@ import torch
 
 from editor.encoding import Encoded, TextCodec
 from editor.hooks import prompts_end_at
+from editor.placement import input_device
 from editor.verbalize import Prompt
 
 __all__ = ["Encoded", "TextCodec", "Scores", "teacher_forced", "greedy", "score", "continuations",
-           "target_logits", "fact_nll_at_targets", "step_active"]
+           "target_logits", "target_nll", "target_predictions", "fact_nll_at_targets", "step_active"]
 
 
 def target_logits(model, enc: Encoded) -> torch.Tensor:
-    """Logits at the positions that predict target tokens, as (rows, max_target_len, vocab)."""
+    """Logits at the positions that predict target tokens, as (rows, max_target_len, vocab).
+
+    The LM head runs only at those positions where the model is a plain body + head (its logits
+    are ``head(last hidden state)``): on a small vocabulary-heavy model that is a third of the pass.
+    """
+    head, body = _head_and_body(model)
     with prompts_end_at(model, enc.prompt_last):
-        out = model(input_ids=enc.input_ids, attention_mask=enc.attention_mask).logits
-    return gather_target(out, enc)
+        if head is None:
+            return gather_target(model(input_ids=enc.input_ids, attention_mask=enc.attention_mask).logits, enc)
+        hidden = body(input_ids=enc.input_ids, attention_mask=enc.attention_mask).last_hidden_state
+        return head(gather_target(hidden, enc))
+
+
+def _head_and_body(model):
+    """``(lm_head, base model)`` when logits are exactly ``lm_head(last_hidden_state)`` (GPT-2, GPT-J,
+    GPT-NeoX, LLaMA, Mistral, Qwen2), else ``(None, None)``."""
+    cfg = getattr(model, "config", None)
+    if cfg is None or getattr(cfg, "final_logit_softcapping", None) or getattr(cfg, "logit_scale", None) \
+            or getattr(cfg, "model_type", "") not in {"gpt2", "gptj", "gpt_neox", "llama", "mistral", "qwen2"}:
+        return None, None
+    head = model.get_output_embeddings() if hasattr(model, "get_output_embeddings") else None
+    body = getattr(model, "base_model", None)
+    if head is None or body is None or body is model:
+        return None, None
+    return head, body
 
 
 def gather_target(logits: torch.Tensor, enc: Encoded) -> torch.Tensor:
@@ -73,7 +95,7 @@ def teacher_forced(model, codec: TextCodec, prompts: Sequence[Prompt], *, target
     first — which is exactly whether greedy decoding reproduces the target (each greedy step then
     sees the gold prefix), so one forward pass gives exact match without generating.
     """
-    device = next(model.parameters()).device
+    device = input_device(model)
     accs: list[float] = []
     for start in range(0, len(prompts), batch_size):
         chunk = prompts[start: start + batch_size]
@@ -89,10 +111,43 @@ def teacher_forced(model, codec: TextCodec, prompts: Sequence[Prompt], *, target
 
 
 @torch.inference_mode()
+def target_nll(model, codec: TextCodec, prompts: Sequence[Prompt], *, targets=None,
+               batch_size: int = 256) -> list[float]:
+    """Per prompt, the mean negative log-likelihood of the target's tokens given the prompt and the
+    gold prefix (ROME/MEMIT's measure of a multi-token answer: ``exp(-nll)`` is its probability)."""
+    device = input_device(model)
+    out: list[float] = []
+    for start in range(0, len(prompts), batch_size):
+        chunk = prompts[start: start + batch_size]
+        enc = codec.encode(chunk, None if targets is None else targets[start: start + batch_size], device)
+        logp = torch.log_softmax(target_logits(model, enc).float(), -1)
+        gold = target_token_ids(enc)
+        valid = gold != -100
+        tok = logp.gather(-1, gold.clamp(min=0)[..., None])[..., 0] * valid
+        out.extend((-tok.sum(1) / enc.target_lengths.float()).tolist())
+    return out
+
+
+@torch.inference_mode()
+def target_predictions(model, codec: TextCodec, prompts: Sequence[Prompt], *, targets=None,
+                       batch_size: int = 256) -> list[list[int]]:
+    """Per prompt, the token the model ranks first at each target position, given the gold prefix
+    (what EasyEdit compares before and after an edit for locality)."""
+    device = input_device(model)
+    out: list[list[int]] = []
+    for start in range(0, len(prompts), batch_size):
+        chunk = prompts[start: start + batch_size]
+        enc = codec.encode(chunk, None if targets is None else targets[start: start + batch_size], device)
+        top = target_logits(model, enc).argmax(-1).tolist()
+        out.extend(row[:n] for row, n in zip(top, enc.target_lengths.tolist(), strict=True))
+    return out
+
+
+@torch.inference_mode()
 def greedy(model, codec: TextCodec, prompts: Sequence[Prompt], *, targets=None,
            batch_size: int = 256) -> tuple[list[bool], list[str]]:
     """Greedy generation (KV cache on) from each prompt; exact when it starts with the target."""
-    device = next(model.parameters()).device
+    device = input_device(model)
     tok = codec.tokenizer
     exact, texts = [], []
     for start in range(0, len(prompts), batch_size):
@@ -121,7 +176,7 @@ def score(model, codec: TextCodec, prompts: Sequence[Prompt], *, targets=None,
 def continuations(model, codec: TextCodec, prompts: Sequence[Prompt], *, max_new_tokens: int = 8,
                   batch_size: int = 256) -> list[str]:
     """Greedy continuation of each prompt, cut at the end-of-fact token when the model has one."""
-    device = next(model.parameters()).device
+    device = input_device(model)
     eos = codec.tokenizer.eos_token_id
     out_texts: list[str] = []
     for start in range(0, len(prompts), batch_size):

@@ -86,6 +86,8 @@ class EditableModel:
         #: the consolidation this edit folder starts from (what it folded), kept across saves
         self.consolidated: dict | None = None
         self.persist = True  # False: edits stay in memory (evaluation runs)
+        #: ``(tokens done, tokens in all)`` while key statistics are computed (the CLI's progress bar)
+        self.stats_progress: Callable[[int, int], None] | None = None
         if self.state_dir:
             self._load_state()
 
@@ -134,7 +136,7 @@ class EditableModel:
         try:
             with self.weights.base():
                 return self.stats.moments(self.model, self.codec, self.loaded.fingerprint, list(layers), corpus,
-                                          samples=self.hp.memit.cov_samples)
+                                          samples=self.hp.memit.cov_samples, progress=self.stats_progress)
         finally:
             grace.enabled = was
 
@@ -242,6 +244,14 @@ class EditableModel:
         prompts = [r.prompts[0] for r in requests]
         exact, _ = greedy(self.model, self.codec, prompts, targets=[r.target for r in requests])
         return exact
+
+    def export(self, path: str | Path, *, dtype=None, force: bool = False, skip_grace: bool = False,
+               **kw) -> dict:
+        """Write the model with its MEMIT edits merged as a plain Hugging Face directory (see
+        :func:`editor.export.export`); returns a summary."""
+        from editor.export import export
+
+        return export(self, path, dtype=dtype, force=force, skip_grace=skip_grace, **kw)
 
     # -- persistence -------------------------------------------------------------------------------
     def _method(self, name: str) -> EditMethod:

@@ -35,6 +35,8 @@ class ModelConfig:
     dtype: str = "fp32"         # fp32 | bf16 | fp16
     corpus: list = field(default_factory=list)  # text/JSONL files for MEMIT's key statistics (real models)
     cov_samples: int = 0        # 0: the hyperparameter file's value
+    device_map: str = ""        # "" (the whole model on `device`), auto, balanced, sequential or a .json map (accelerate)
+    max_memory: str = ""        # with device_map: e.g. "0=70GiB,cpu=120GiB"
 
 
 @dataclass

@@ -27,8 +27,11 @@ def _pick(rng: random.Random, items, k):
     return rng.sample(items, min(k, len(items)))
 
 
-def make_cases(ws, n: int, *, seed: int = 0, relations=None, locality_per_kind: int = 2):
-    """``n`` cases over the model's base relations, no two on the same (subject, relation)."""
+def make_cases(ws, n: int, *, seed: int = 0, relations=None, locality_per_kind: int = 2, accept=None):
+    """``n`` cases over the model's base relations, no two on the same (subject, relation).
+
+    ``accept(triple)``: only facts it approves are edited (the CounterFact writer asks for facts
+    whose old object answers other prompts too)."""
     from editor.evaluate import Case
     from editor.memit import Request
     from oneedit.knowledge import Labeller, kg_triples, model_relations, verbalizer
@@ -55,7 +58,7 @@ def make_cases(ws, n: int, *, seed: int = 0, relations=None, locality_per_kind: 
     for t in candidates:
         if len(cases) >= n:
             break
-        if t.subject in used_subjects:
+        if t.subject in used_subjects or (accept is not None and not accept(t)):
             continue
         spec = schema.relations[t.relation]
         pool = sorted({x.object for x in by_rel[t.relation]} - {t.object, t.subject} - used_objects)
@@ -120,3 +123,94 @@ def _consequences(kg, edited: Triple) -> list[Triple]:
     plan = Planner(kg).plan([EditIntent("assert", mention(edited.subject), edited.relation,
                                         mention(edited.object))])
     return [t for t in plan.model_facts if t != edited][:4]
+
+
+# -- standard dataset files (CounterFact, zsRE) drawn from the KG -------------------------------------
+def dataset_records(ws, fmt: str, n: int, *, seed: int = 0, neighbours: int = 10) -> list:
+    """``n`` records in CounterFact or zsRE form, drawn as :func:`make_cases` draws edit cases: the
+    counterfactual new object, the relation's first training template as the edit prompt, its
+    held-out templates as paraphrases / rephrasing, and KG neighbours as the probes that must not move.
+
+    * CounterFact's neighbourhood prompts must be answered by the old object (``target_true``): other
+      subjects' facts with that object, the same relation first, up to ``neighbours`` (CounterFact
+      has 10), none edited by another record — so only facts whose old object answers some other
+      (non-composite) fact are drawn;
+      ``attribute_prompts`` are facts of the relation answered by the new object.
+    * zsRE's ``loc`` is one of the case's locality probes (a random KG fact, as zsRE's are random NQ
+      questions) and ``loc_ans`` the KG's answer.
+    """
+    from collections import defaultdict
+
+    from editor.datasets import CounterFactRecord, ZsreRecord, check_format
+    from oneedit.knowledge import Labeller, kg_triples, verbalizer
+
+    check_format(fmt)
+    if fmt == "zsre":
+        out = []
+        for i, c in enumerate(make_cases(ws, n, seed=seed)):
+            loc = next((p for kind, p in c.locality if kind == "random"), c.locality[0][1] if c.locality else None)
+            if loc is None:
+                raise OneEditError(f"The edit of {c.fact.subject!r} has no unrelated fact to probe locality with.",
+                                   hint="The KG is too small for a zsRE file; add facts or ask for fewer edits.")
+            out.append(ZsreRecord(case_id=i, subject=c.fact.subject, src=c.request.prompts[0].text,
+                                  rephrase=c.generality[0].text, alt=c.fact.object, answers=(c.old_object,),
+                                  loc=loc.text, loc_ans=loc.target.strip()))
+        return out
+    kg, schema = ws.kg, ws.kg.schema
+    verb, label = verbalizer(schema), Labeller(kg)
+    known = [t for t in kg_triples(kg) if not schema.relations[t.relation].composite
+             and verb.prompt_templates(t.relation, "train")]
+    # composite facts are left out: one through the edited subject would move with the edit
+    by_object: dict[str, list[Triple]] = defaultdict(list)
+    old: dict[tuple[str, str], Triple] = {}
+    for t in known:
+        by_object[t.object].append(t)
+        old[(t.subject, t.relation)] = t
+
+    # a neighbour must not be edited by another record of the file (its answer moves with that
+    # edit): each accepted fact reserves one neighbour that no later record may edit
+    edited: set[tuple[str, str]] = set()
+    reserved: set[tuple[str, str]] = set()
+
+    def moves(x: Triple) -> bool:
+        """Whether an edit of the file changes ``x``: its slot, or the mirror slot of an inverse
+        or symmetric relation (an edited capital moves the old capital's ``capital_of``)."""
+        mirror = schema.mirror(x.relation)
+        return (x.subject, x.relation) in edited or (mirror is not None and (x.object, mirror) in edited)
+
+    def answered_by(obj: str, t: Triple) -> list[Triple]:
+        found = [x for x in by_object[obj] if x.subject != t.subject and not moves(x)]
+        return sorted(found, key=lambda x: x.relation != t.relation)  # the same relation first
+
+    def accept(t: Triple) -> bool:
+        free = answered_by(t.object, t)
+        if not free or {(t.subject, t.relation), (t.object, schema.mirror(t.relation))} & reserved:
+            return False
+        edited.add((t.subject, t.relation))
+        reserved.add((free[0].subject, free[0].relation))
+        return True
+
+    rng = random.Random(f"counterfact-{seed}")
+    cases = make_cases(ws, n, seed=seed, accept=accept)
+    edited = {(c.fact.subject_id, c.fact.relation) for c in cases}
+    out = []
+    for i, c in enumerate(cases):
+        t = old[(c.fact.subject_id, c.fact.relation)]
+        pool = answered_by(t.object, t)
+        same = [x for x in pool if x.relation == t.relation]
+        other = [x for x in pool if x.relation != t.relation]
+        rng.shuffle(same)
+        rng.shuffle(other)
+        near = [verb.prompt(label.fact(x), "train", rng.randrange(8)).text for x in (same + other)[:neighbours]]
+        attr = [x for x in answered_by(c.fact.object_id, t) if x.relation == t.relation]
+        attr = [verb.prompt(label.fact(x), "train", rng.randrange(8)).text for x in _pick(rng, attr, neighbours)]
+        edit = c.request.prompts[0]
+        head = edit.template[: edit.template.rindex("{object}")].rstrip()
+        paraphrases = [p.text for p in c.generality]
+        out.append(CounterFactRecord(
+            case_id=i, subject=c.fact.subject, prompt=head.replace("{subject}", "{}"),
+            target_new=c.fact.object, target_true=c.old_object, relation_id=t.relation,
+            paraphrase_prompts=tuple(paraphrases), neighborhood_prompts=tuple(near),
+            attribute_prompts=tuple(attr), generation_prompts=(edit.text, *paraphrases),
+            target_new_id=c.fact.object_id, target_true_id=t.object))
+    return out

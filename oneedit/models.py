@@ -327,8 +327,10 @@ def kg_corpus(ws) -> list[str]:
 
 def open_model(ws, name: str | None = None, *, device: str | None = None, dtype: str | None = None,
                corpus: Sequence[str | Path] | None = None, cov_samples: int | None = None,
-               progress: Callable[[str], None] | None = None):
-    """An editable model with the workspace's saved edits for it re-applied."""
+               progress: Callable[[str], None] | None = None, device_map: str | None = None,
+               max_memory: str | dict | None = None):
+    """An editable model with the workspace's saved edits for it re-applied. ``device_map`` (and
+    ``max_memory``) spread a large model over devices with accelerate (see :func:`editor.loading.load`)."""
     from editor import hparams as hp_mod
     from editor.loading import load
     from editor.session import EditableModel
@@ -347,7 +349,9 @@ def open_model(ws, name: str | None = None, *, device: str | None = None, dtype:
         path = name
     step(f"Loading model {name}")
     started = time.perf_counter()
-    loaded = load(path, device=device, dtype=dtype)
+    device_map = device_map or cfg.device_map or None
+    loaded = load(path, device=device, dtype=dtype, device_map=device_map,
+                  max_memory=max_memory or cfg.max_memory or None)
     loaded.name = name
     corpus = corpus if corpus is not None else (cfg.corpus or None)
     if corpus:
@@ -441,3 +445,57 @@ def edit_fact(ws, em, subject: str, relation: str, obj: str, *, method: str = "m
             "prompts": [{"prompt": p.text, "target": p.target.strip(), "before": b.strip(), "after": a.strip(),
                          "ok": k} for p, b, a, k in zip(prompts, before, after, ok, strict=True)],
             "holds": all(ok)}
+
+
+# -- exporting ---------------------------------------------------------------------------------------
+def _grace_refusal(name: str, grace: list[str]) -> OneEditError:
+    n = len(grace)
+    if name == DEFAULT:
+        how = ("`oneedit model consolidate` retrains the knowledge model on the KG as it is now and starts an "
+               "empty edit folder: a GRACE edit whose fact is in the KG (made with `oneedit edit`) ends up in "
+               "the weights, one made with `oneedit model edit` (model only) is dropped. ")
+    else:
+        how = ("`oneedit model consolidate` does not fold GRACE edits for this model (it rewrites the MEMIT edits "
+               "and keeps GRACE's codebook). ")
+    return OneEditError(
+        f"The model holds {n} GRACE edit{'s' if n != 1 else ''} ({', '.join(grace)}); GRACE keeps edits in a side "
+        "memory, which plain weights cannot hold, so they cannot be exported.",
+        hint=how + "To keep them, undo each (`oneedit model undo ID`) and write its fact again with MEMIT "
+                   "(`oneedit model edit S R O --method memit`); or pass --skip-grace to export without them.",
+        details={"grace_edits": grace})
+
+
+def check_export(ws, name: str, path: str | Path, *, dtype: str | None = None, force: bool = False,
+                 skip_grace: bool = False) -> None:
+    """What :func:`export_model` would refuse, found from the saved edits before the model is
+    loaded (minutes, for a large one): an unknown dtype, GRACE edits, a non-empty target, a target
+    holding the workspace or the model's own files."""
+    from editor.export import check_target
+    from editor.loading import resolve_dtype
+
+    if dtype is not None:
+        resolve_dtype(dtype)
+    f = state_dir(ws, name) / "edits.json"
+    try:
+        edits = json.loads(f.read_text(encoding="utf-8")).get("edits", []) if f.is_file() else []
+    except (ValueError, UnicodeDecodeError, AttributeError):
+        edits = []  # opening the model says what is wrong with the manifest
+    grace = [e["id"] for e in edits if e.get("method") == "grace"]
+    if grace and not skip_grace:
+        raise _grace_refusal(name, grace)
+    check_target(Path(path).expanduser().resolve(), force=force, protected=[ws.root, home(ws, name)])
+
+
+def export_model(ws, em, path: str | Path, *, dtype: str | None = None, force: bool = False,
+                 skip_grace: bool = False, progress: Callable[[str], None] | None = None) -> dict:
+    """Write the workspace's open model ``em`` with its MEMIT edits merged as a plain Hugging Face
+    directory (:func:`editor.export.export`), with the KG revision in its provenance. A model with
+    GRACE edits is refused (they cannot be merged) unless ``skip_grace``."""
+    from editor.export import export, grace_edits
+
+    grace = grace_edits(em)
+    if grace and not skip_grace:
+        raise _grace_refusal(em.loaded.name, grace)
+    extra = {"workspace": str(ws.root), "kg_revision": ws.kg.store.head()}
+    return export(em, path, dtype=dtype, force=force, skip_grace=skip_grace, extra=extra,
+                  protected=[ws.root, home(ws, em.loaded.name)], progress=progress)

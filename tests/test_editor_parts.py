@@ -51,12 +51,13 @@ def test_half_precision_keeps_small_deltas(dtype):
     assert torch.equal(w.data, master.to(dtype))         # and the edits come back
 
 
-def test_key_statistics_are_computed_on_the_base_model():
+def test_key_statistics_are_computed_on_the_base_model(tmp_path):
     """Statistics computed with edits (MEMIT deltas, GRACE entries) in the model equal those of
     the unedited model: they are cached under the base fingerprint."""
     em = tm.editable("llama", "sentencepiece")
     layers = em.hp.memit.resolve_layers(arch.num_layers(em.model))
     fresh = tm.editable("llama", "sentencepiece")
+    fresh.stats = type(fresh.stats)(tmp_path / "fresh-stats")  # computed now, not an older run's cache entry
     want = fresh.key_statistics(layers)
     em.edit("m1", [Request.of([EDIT])], "memit")
     em.edit("g1", [Request.of([Prompt("Paris is a city in", " Norway", "Paris")])], "grace")

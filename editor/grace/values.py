@@ -13,6 +13,7 @@ from editor.grace.codebook import GraceEdit
 from editor.grace.router import GraceAdapter
 from editor.hooks import at_positions, capture_input, capture_output
 from editor.memit.keys import run
+from editor.placement import input_device
 from editor.probe import fact_nll_at_targets, step_active
 from editor.verbalize import Prompt
 
@@ -23,7 +24,7 @@ def compute(adapter: GraceAdapter, codec: TextCodec, edits: Sequence[tuple[str, 
     model are unchanged."""
     started = time.perf_counter()
     model, hp = adapter.model, adapter.hp
-    device = next(model.parameters()).device
+    device = input_device(model)
     prompts, targets, owner = [], [], []
     for i, (_, ps, target) in enumerate(edits):
         for p in ps:

@@ -25,7 +25,8 @@ class MemitHparams:
     reference_depth: int = field(4, "depth the layer indices are written for; scaled to the model's", min=1)
     key_position: KeyPosition = field("last", "where keys are read: the subject's last token or the prompt's")
     mom2_weight: float = field(1.0e4, "λ: how strongly C protects what the layer already stores", gt=0)
-    cov_samples: int = field(100_000, "corpus texts read for the key statistics C", min=1)
+    cov_samples: int = field(10_000, "corpus texts read for the key statistics C (a seeded sample of a larger "
+                                     "corpus; docs/editor.md, 'How many texts')", min=1)
     z_steps: int = field(25, "gradient steps for the target residuals z", min=1)
     z_lr: float = field(0.5, "Adam learning rate for z", gt=0)
     z_stop_loss: float = field(0.05, "a fact's δ stops once its mean target NLL is below this", min=0)

@@ -30,6 +30,7 @@ from editor.memit.config import MemitHparams
 from editor.memit.keys import locate, run
 from editor.memit.preserve import PreservedKeys, Solver
 from editor.memit.targets import compute_targets
+from editor.placement import input_device
 from editor.probe import gather_target, target_token_ids
 from editor.request import Request
 from editor.verbalize import Prompt
@@ -99,7 +100,7 @@ def compute(model, codec: TextCodec, requests: Sequence[Request], hp: MemitHpara
     started = time.perf_counter()
     spec = arch.arch_of(model)
     layers = hp.resolve_layers(arch.num_layers(model))
-    device = next(model.parameters()).device
+    device = input_device(model)
     cb = (lambda done, total, active: progress("z", done, total)) if progress else None
     z, rows, info = compute_targets(model, codec, requests, hp, layers, progress=cb)
     h0 = _at_last_block(model, spec, layers, rows)

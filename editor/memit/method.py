@@ -6,6 +6,7 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 
+from editor import arch
 from editor.memit.main import MemitDelta, apply, compute
 from editor.memit.preserve import PreservedKeys
 from editor.methods import EditMethod
@@ -27,6 +28,8 @@ class MemitMethod(EditMethod):
 
     def compute(self, edit_id, requests, *, keep=(), progress=None) -> MemitDelta:
         s = self.session
+        # a device map that keeps an edited projection on disk: refused before any work
+        s.weights.check_writable(s.hp.memit.resolve_layers(arch.num_layers(s.model)))
         return compute(s.model, s.codec, requests, s.hp.memit, weights=s.weights, stats=s.stats,
                        fingerprint=s.loaded.fingerprint, moments=s.key_statistics, keep=keep,
                        preserved=self.preserved, progress=progress)

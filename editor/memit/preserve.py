@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import torch
 
-from editor.covariance import CovarianceCache, solve_adjusted_keys
+from editor.covariance import CovarianceCache, ridged_cholesky, solve_adjusted_keys
 
 
 class PreservedKeys:
@@ -81,8 +81,7 @@ class Solver:
             factor = self._factors.get(fkey)
             if factor is None:
                 a = self.weight * moment.to(device=device, dtype=torch.float64) + gram.to(device)
-                a.diagonal().add_(1e-6 * float(torch.diagonal(a).mean()) + 1e-12)
-                factor = self._factors[fkey] = torch.linalg.cholesky(a)
+                factor = self._factors[fkey] = ridged_cholesky(a)
         return solve_adjusted_keys(factor, keys)
 
     def _projected(self, layer, moment, keys, gram, ckey) -> torch.Tensor:

@@ -17,6 +17,7 @@ from editor.encoding import TextCodec
 from editor.hooks import at_positions, edit_output, frozen_prefix, hidden_of
 from editor.memit.config import MemitHparams
 from editor.memit.keys import Rows, kl_rows, locate, run, subset
+from editor.placement import input_device
 from editor.probe import fact_nll_at_targets, step_active
 from editor.request import Request
 
@@ -28,7 +29,7 @@ def compute_targets(model, codec: TextCodec, requests: Sequence[Request], hp: Me
     ``hp.z_batch`` > 0 optimises that many facts at a time (``z_batch=1`` is the published
     one-fact-at-a-time loop, kept for benchmarks).
     """
-    device = next(model.parameters()).device
+    device = input_device(model)
     if hp.z_batch and hp.z_batch < len(requests):
         zs, steps = [], []
         for start in range(0, len(requests), hp.z_batch):

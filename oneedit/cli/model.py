@@ -26,7 +26,15 @@ DtypeOpt = Annotated[Optional[str], typer.Option("--dtype", help="fp32, bf16 or 
 CorpusOpt = Annotated[Optional[list[Path]], typer.Option(
     "--corpus", help="Text (.txt, one text per line) or JSONL ({\"text\": ...}) files for MEMIT's key "
                      "statistics; needed for real models, the default model uses its KG.")]
-SamplesOpt = Annotated[Optional[int], typer.Option("--cov-samples", help="Texts read for the key statistics.")]
+SamplesOpt = Annotated[Optional[int], typer.Option(
+    "--cov-samples", help="Texts read for the key statistics (a seeded sample of a larger corpus; default: the "
+                          "model's hyperparameter file, 10,000 for real models).")]
+DeviceMapOpt = Annotated[Optional[str], typer.Option(
+    "--device-map", help="Spread a model bigger than one device over the GPUs, CPU memory and disk (accelerate: "
+                         "pip install 'oneedit[big]'): auto, balanced, sequential, or a .json file mapping module "
+                         "names to devices. Replaces --device.")]
+MaxMemoryOpt = Annotated[Optional[str], typer.Option(
+    "--max-memory", help="With --device-map: memory each device may take, e.g. 0=70GiB,1=70GiB,cpu=120GiB.")]
 MethodOpt = Annotated[str, typer.Option("--method", help="memit (weights, batched) or grace (codebook, lifelong).")]
 
 
@@ -36,17 +44,52 @@ def _ws(workspace):
     return Workspace.open(workspace)
 
 
-def open_model(ws, model, device, dtype, corpus=None, cov_samples=None, step=None):
+def open_model(ws, model, device, dtype, corpus=None, cov_samples=None, step=None, *, device_map=None,
+               max_memory=None):
     from oneedit.models import open_model as _open
 
-    return _open(ws, model, device=device, dtype=dtype, corpus=corpus, cov_samples=cov_samples, progress=step)
+    return _open(ws, model, device=device, dtype=dtype, corpus=corpus, cov_samples=cov_samples, progress=step,
+                 device_map=device_map, max_memory=max_memory)
+
+
+class StatsBar:
+    """A rich progress bar over the tokens MEMIT's key statistics read, with the time left (nothing
+    in --json mode). The spinner pauses while it shows: one live display at a time."""
+
+    def __init__(self, steps: Steps, enabled: bool):
+        self.steps, self.enabled = steps, enabled
+        self.progress = None
+
+    def __call__(self, done: int, total: int) -> None:
+        if not self.enabled:
+            return
+        if self.progress is None:
+            from rich.progress import (BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn,
+                                       TimeRemainingColumn)
+
+            self.steps.pause()
+            self.progress = Progress(TextColumn("[bold]Key statistics"), BarColumn(), TaskProgressColumn(),
+                                     TextColumn("{task.completed:,}/{task.total:,} tokens"), TimeElapsedColumn(),
+                                     TextColumn("left"), TimeRemainingColumn(), console=console())
+            self.progress.__enter__()
+            self.task = self.progress.add_task("statistics", total=total)
+        self.progress.update(self.task, completed=done, total=total)
+        if done >= total:
+            self.progress.__exit__(None, None, None)
+            self.progress = None
+            self.steps.resume()
 
 
 @contextmanager
-def opened(workspace, as_json: bool, model=None, device=None, dtype=None, corpus=None, cov_samples=None):
-    """The workspace and its editable model, under a spinner (none with --json): ``(ws, em, step)``."""
+def opened(workspace, as_json: bool, model=None, device=None, dtype=None, corpus=None, cov_samples=None,
+           device_map=None, max_memory=None):
+    """The workspace and its editable model, under a spinner (none with --json): ``(ws, em, step)``;
+    key statistics computed meanwhile show a progress bar."""
     with _ws(workspace) as ws, Steps(not as_json) as step:
-        yield ws, open_model(ws, model, device, dtype, corpus, cov_samples, step=step), step
+        em = open_model(ws, model, device, dtype, corpus, cov_samples, step=step, device_map=device_map,
+                        max_memory=max_memory)
+        em.stats_progress = StatsBar(step, not as_json)
+        yield ws, em, step
 
 
 @dataclass(frozen=True)
@@ -60,13 +103,16 @@ class ModelChoice:
     corpus: Optional[list[Path]] = None
     cov_samples: Optional[int] = None
     as_json: bool = False
+    device_map: Optional[str] = None
+    max_memory: Optional[str] = None
 
     def opened(self):
         return opened(self.workspace, self.as_json, self.model, self.device, self.dtype, self.corpus,
-                      self.cov_samples)
+                      self.cov_samples, self.device_map, self.max_memory)
 
 
 _SHARED = {"workspace": WorkspaceOpt, "model": ModelOpt, "device": DeviceOpt, "dtype": DtypeOpt,
+           "device_map": DeviceMapOpt, "max_memory": MaxMemoryOpt,
            "corpus": CorpusOpt, "cov_samples": SamplesOpt, "as_json": JsonOpt}
 
 
@@ -75,14 +121,16 @@ def model_options(*, corpus: bool = False):
     ``corpus=True``); the command takes them as one ``m: ModelChoice`` argument.
 
     Typer reads options from the signature, so the wrapper's signature is the command's own
-    parameters followed by the shared ones.
+    parameters followed by the shared ones. A parameter of the command's own with a shared name
+    (``model export --dtype``) replaces that shared option (its ``ModelChoice`` field stays None).
     """
-    names = [n for n in _SHARED if corpus or n not in ("corpus", "cov_samples")]
+    wanted = [n for n in _SHARED if corpus or n not in ("corpus", "cov_samples")]
 
     def decorate(fn):
         hints = typing.get_type_hints(fn, include_extras=True)
         own = [p.replace(annotation=hints[p.name]) for p in inspect.signature(fn).parameters.values()
                if p.name != "m"]
+        names = [n for n in wanted if n not in {p.name for p in own}]
         shared = [inspect.Parameter(n, inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=_SHARED[n],
                                     default=False if n == "as_json" else None) for n in names]
 
@@ -311,12 +359,14 @@ def consolidate(m: ModelChoice) -> None:
 
     with _ws(m.workspace) as ws:
         with Steps(not m.as_json) as step:
-            em = open_model(ws, m.model, m.device, m.dtype, m.corpus, m.cov_samples, step=step)
+            em = open_model(ws, m.model, m.device, m.dtype, m.corpus, m.cov_samples, step=step,
+                            device_map=m.device_map, max_memory=m.max_memory)
             before = len(em.manifest)
         with EpochBar(not m.as_json, 8) as bar:
             report = run(ws, em, progress=lambda row: bar(row) if "epoch" in row else None)
         with Steps(not m.as_json) as step:
-            em = open_model(ws, m.model, m.device, m.dtype, m.corpus, m.cov_samples, step=step)
+            em = open_model(ws, m.model, m.device, m.dtype, m.corpus, m.cov_samples, step=step,
+                            device_map=m.device_map, max_memory=m.max_memory)
             step("Auditing the consolidated model against the KG")
             after = run_audit(ws, em, limit=10).to_dict()
     out = {"model": em.loaded.name, "edits_before": before, "edits_after": len(em.manifest),
@@ -336,6 +386,8 @@ def consolidate(m: ModelChoice) -> None:
 @model_options()
 def info(m: ModelChoice) -> None:
     """What model this is: architecture, size, fingerprint, card, edits."""
+    from collections import Counter
+
     from editor import arch
 
     with m.opened() as (ws, em, _):
@@ -343,6 +395,9 @@ def info(m: ModelChoice) -> None:
         out = {"model": em.loaded.name, "architecture": em.loaded.model_type,
                "layers": arch.num_layers(lm), "parameters": sum(p.numel() for p in lm.parameters()),
                "device": str(em.loaded.device), "dtype": str(em.loaded.dtype).replace("torch.", ""),
+               # with --device-map: how many of accelerate's placed modules went where
+               **({"device_map": dict(Counter(str(v) for v in lm.hf_device_map.values()))}
+                  if getattr(lm, "hf_device_map", None) else {}),
                "fingerprint": em.loaded.fingerprint, "hparams": em.hp.name,
                "memit_layers": em.hp.memit.resolve_layers(arch.num_layers(lm)),
                "key_position": em.hp.memit.key_position, "grace_layer": em.grace.layer,
@@ -434,6 +489,67 @@ def undo(
         c.print(f"Re-checked {report['rechecked']} later edits; re-applied {len(report['reapplied'])}.")
 
 
+def _size(n: int) -> str:
+    for unit in ("B", "KB", "MB", "GB"):
+        if n < 1000 or unit == "GB":
+            return f"{n:,.0f} {unit}" if unit == "B" else f"{n:,.1f} {unit}"
+        n /= 1000
+    return f"{n:,.1f} TB"
+
+
+@model_app.command()
+@handle_errors
+@model_options()
+def export(
+    directory: Annotated[Path, typer.Argument(metavar="DIR", help="Where to write the model: a new or empty "
+                                              "directory (--force replaces a non-empty one).")],
+    m: ModelChoice,
+    dtype: Annotated[Optional[str], typer.Option("--dtype", help="The exported weights' dtype: fp32, fp16 or bf16 "
+                                                 "(default: the model's own).")] = None,
+    force: Annotated[bool, typer.Option("--force", help="Replace DIR (all of it) when it is not empty.")] = False,
+    skip_grace: Annotated[bool, typer.Option("--skip-grace", help="Export without the model's GRACE edits, which "
+                                             "cannot be merged into weights, instead of refusing.")] = False,
+) -> None:
+    """Write the edited model as a plain Hugging Face directory, its MEMIT edits merged into the weights.
+
+    transformers' AutoModelForCausalLM / AutoTokenizer load it with no OneEdit code (so vLLM or TGI
+    can serve it). Beside the weights: oneedit-export.json (the source model, the edits merged, the
+    KG revision) and a README.md saying what was edited. GRACE edits live in a side memory and
+    cannot be merged: a model holding any is refused unless --skip-grace.
+    """
+    from oneedit.models import DEFAULT, check_export, export_model
+
+    with _ws(m.workspace) as ws:  # refuse before loading the model (minutes, for a large one)
+        check_export(ws, m.model or ws.config.model.name or DEFAULT, directory, dtype=dtype, force=force,
+                     skip_grace=skip_grace)
+    with m.opened() as (ws, em, step):
+        out = export_model(ws, em, directory, dtype=dtype, force=force, skip_grace=skip_grace, progress=step)
+    if m.as_json:
+        print_json(out)
+        return
+    from rich.markup import escape
+    from rich.table import Table
+
+    merged, skipped = out["merged"], out["grace_skipped"]
+    t = Table(show_header=False, title=f"Exported model {escape(out['source']['model'])}", title_justify="left")
+    t.add_column("key", style="bold")
+    t.add_column("value")
+    t.add_row("path", escape(out["path"]))
+    t.add_row("size", f"{_size(out['bytes'])} ({len(out['files'])} files)")
+    t.add_row("dtype", out["dtype"])
+    t.add_row("edits merged", f"{len(merged)} MEMIT" + (f" ({escape(', '.join(e['id'] for e in merged))})"
+                                                        if 0 < len(merged) <= 8 else ""))
+    if skipped:
+        t.add_row("left out", f"[yellow]{len(skipped)} GRACE ({escape(', '.join(e['id'] for e in skipped))})[/]")
+    if out.get("kg_revision") is not None:
+        t.add_row("KG revision", str(out["kg_revision"]))
+    t.add_row("seconds", f"{out['seconds']:.1f}")
+    c = console()
+    c.print(t)
+    c.print(f"Load it with transformers: AutoModelForCausalLM.from_pretrained({escape(repr(out['path']))}).",
+            highlight=False)
+
+
 @model_app.command("edits")
 @handle_errors
 def list_edits(workspace: WorkspaceOpt = None, model: ModelOpt = None, as_json: JsonOpt = False) -> None:
@@ -465,7 +581,8 @@ def list_edits(workspace: WorkspaceOpt = None, model: ModelOpt = None, as_json: 
 def eval_command(
     m: ModelChoice,
     method: MethodOpt = "memit",
-    edits: Annotated[int, typer.Option("--edits", "-n", help="Number of counterfactual edits.")] = 100,
+    edits: Annotated[Optional[int], typer.Option("--edits", "-n", help="Number of counterfactual edits "
+                                                 "(default 100; with --dataset every record, or its first N).")] = None,
     batch_size: Annotated[Optional[int], typer.Option("--batch-size", "-b", help="Edits per MEMIT batch "
                                                       "(default: all at once; 1 with --sequential).")] = None,
     sequential: Annotated[bool, typer.Option("--sequential", help="Edit one batch after another and "
@@ -476,11 +593,29 @@ def eval_command(
                                           "as `oneedit edit` does.")] = True,
     report: Annotated[Optional[Path], typer.Option("--report", help="Write result.json, report.md and "
                                                    "metrics.png here.")] = None,
+    dataset: Annotated[Optional[Path], typer.Option("--dataset", help="Edit and score the records of a "
+                                                    "standard dataset file (CounterFact or zsRE JSON) "
+                                                    "instead of cases drawn from the KG.")] = None,
+    write_dataset: Annotated[Optional[Path], typer.Option("--write-dataset", help="Write --edits cases drawn "
+                                                          "from the KG to this file in --format, and stop "
+                                                          "(no model is loaded).")] = None,
+    fmt: Annotated[Optional[str], typer.Option("--format", help="counterfact (MEMIT/ROME's counterfact.json) "
+                                               "or zsre (EasyEdit's zsre_mend_eval.json); --dataset tells it "
+                                               "from the file when left out.")] = None,
 ) -> None:
     """Measure editing: reliability, generality, locality, portability on counterfactual edits.
 
     Runs on a copy of the model in memory: the workspace's model and its edits are not changed.
+    With --dataset, the field's metrics on a CounterFact or zsRE file (efficacy / paraphrase /
+    neighbourhood scores, or EasyEdit's token accuracies) next to exact match; --write-dataset
+    writes such a file from the KG.
     """
+    if dataset is not None or write_dataset is not None or fmt is not None:
+        from oneedit.cli.eval_datasets import dataset_eval
+
+        return dataset_eval(m, method=method, edits=edits, batch_size=batch_size, seed=seed, dataset=dataset,
+                            write=write_dataset, fmt=fmt, sequential=sequential, report=report)
+    edits = 100 if edits is None else edits
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from editor.evaluate import METRICS, run, write_report
@@ -494,7 +629,8 @@ def eval_command(
     as_json = m.as_json
     with _ws(m.workspace) as ws:
         with Steps(not as_json) as step:  # closed before the progress bar: one live display at a time
-            em = open_model(ws, m.model, m.device, m.dtype, m.corpus, m.cov_samples, step=step)
+            em = open_model(ws, m.model, m.device, m.dtype, m.corpus, m.cov_samples, step=step,
+                            device_map=m.device_map, max_memory=m.max_memory)
             em.persist = False
             step(f"Drawing {edits} edit cases from the KG")
             cases = make_cases(ws, edits, seed=seed)

@@ -103,6 +103,15 @@ class Steps:
         if self._status is not None:
             self._status.update(message)
 
+    def pause(self) -> None:
+        """Hide the spinner while another live display (a progress bar) runs; :meth:`resume` brings it back."""
+        if self._status is not None:
+            self._status.stop()
+
+    def resume(self) -> None:
+        if self._status is not None:
+            self._status.start()
+
     def stop(self) -> None:
         """End the spinner early (before a prompt or a progress bar takes the terminal)."""
         if self._status is not None:
