@@ -21,8 +21,9 @@ from dataclasses import fields, replace
 from pathlib import Path
 
 
-#: the recipe before skip_easy, micro_batches and the gate stop (its models keep their content hash)
-BEFORE_FIELDS = dict(skip_easy=0.0, micro_batches=1, gate_stop=False, max_epochs=12)
+#: the recipe before skip_easy, micro_batches, the gate stop and bf16 (its models keep their content hash)
+BEFORE_FIELDS = dict(skip_easy=0.0, micro_batches=1, gate_stop=False, max_epochs=12, precision="fp32",
+                     fused_adam=False)
 
 
 def parse_sets(items: list[str]) -> dict:
@@ -35,7 +36,8 @@ def parse_sets(items: list[str]) -> dict:
         if key not in types:
             sys.exit(f"unknown TrainConfig field {key!r}; fields: {', '.join(types)}")
         kind = str(types[key])
-        out[key] = float(value) if "float" in kind else (value in ("1", "true", "True")) if "bool" in kind else int(value)
+        out[key] = (float(value) if "float" in kind else (value in ("1", "true", "True")) if "bool" in kind
+                    else value if "str" in kind else int(value))
     return out
 
 

@@ -63,6 +63,14 @@ class TrainConfig:
     easy_share: float = 0.25
     #: each batch runs as this many length-sorted parts, gradients summed (less padding; 1: one pass)
     micro_batches: int = 2
+    #: matmuls in bfloat16 (autocast; weights, optimiser and loss stay float32): "auto" uses it where
+    #: the CPU multiplies bfloat16 natively (AVX512-BF16 or AMX: about 1.7x the float32 rate on
+    #: this project's 2-core machines), "bf16" always, "fp32" never. The resolved value is part of
+    #: the recipe (and the content hash): a CPU without it trains another model.
+    precision: str = "auto"
+    #: AdamW as one fused kernel over every parameter (torch's CPU ``fused=True``: a step in about
+    #: 6 ms instead of 15 here); rounds differently from the per-parameter loop, so it is part of the recipe
+    fused_adam: bool = True
     seed: int = 0
     threads: int | None = None
 
@@ -72,11 +80,23 @@ class TrainConfig:
         feature that was off (or did not exist yet) when the model was trained."""
         return cls(**{**OFF, **key})
 
+    def resolved_precision(self) -> str:
+        if self.precision not in ("auto", "bf16", "fp32"):
+            raise ValueError(f"precision must be auto, bf16 or fp32, got {self.precision!r}")
+        if self.precision != "auto":
+            return self.precision
+        return "bf16" if native_bf16() else "fp32"
+
     def key(self) -> dict:
         """The fields that decide the model (the content hash's); a feature that is off leaves the
         key as it was before the feature existed, so models trained without it keep their hash."""
         d = asdict(self)
         d.pop("threads")
+        d["precision"] = self.resolved_precision()
+        if d["precision"] == "fp32":
+            d.pop("precision")
+        if not self.fused_adam:
+            d.pop("fused_adam")
         if self.micro_batches == 1:
             d.pop("micro_batches")
         if not self.skip_easy:
@@ -89,7 +109,16 @@ class TrainConfig:
 
 
 #: the recipe's later features, off: what a ``train_config`` without them means (see TrainConfig.key)
-OFF = {"skip_easy": 0.0, "micro_batches": 1, "gate_stop": False}
+OFF = {"skip_easy": 0.0, "micro_batches": 1, "gate_stop": False, "precision": "fp32", "fused_adam": False}
+
+
+def native_bf16() -> bool:
+    """Whether this CPU multiplies bfloat16 in hardware (else autocast would emulate it, slower)."""
+    import torch
+
+    cpu = torch.cpu
+    return bool(getattr(cpu, "_is_avx512_bf16_supported", lambda: False)()
+                or getattr(cpu, "_is_amx_tile_supported", lambda: False)())
 
 
 @dataclass
@@ -205,6 +234,7 @@ def _train(facts: Sequence[Fact], verbalizer: Verbalizer, out: Path, *, config: 
     random.seed(config.seed)
     torch.manual_seed(config.seed)
 
+    precision = config.resolved_precision()
     prompts = training_prompts(facts, verbalizer, config.phrasing_share)
     labels = sorted({f.subject for f in facts} | {f.object for f in facts})
     tokenizer = train_tokenizer([p.sentence for p in prompts] + labels, config.vocab_size)
@@ -224,7 +254,8 @@ def _train(facts: Sequence[Fact], verbalizer: Verbalizer, out: Path, *, config: 
     for name, p in model.named_parameters():
         (no_decay if p.ndim < 2 or "ln" in name else decay).append(p)
     opt = torch.optim.AdamW([{"params": decay, "weight_decay": config.weight_decay},
-                             {"params": no_decay, "weight_decay": 0.0}], lr=config.lr, betas=(0.9, 0.98))
+                             {"params": no_decay, "weight_decay": 0.0}], lr=config.lr, betas=(0.9, 0.98),
+                            **({"fused": True} if config.fused_adam else {}))
 
     def lr_at(epoch: int, step: float) -> float:
         # warm-up then cosine decay over the planned epochs, counted in full-epoch steps: an epoch
@@ -245,7 +276,7 @@ def _train(facts: Sequence[Fact], verbalizer: Verbalizer, out: Path, *, config: 
             chosen = (~easy | draw).nonzero()[:, 0]
         loss, _ = _epoch(model, codec, prompts, opt, None, gen, config.batch_size, subset=chosen,
                          state=state, lr_at=lambda done, e=epoch: lr_at(e, done), steps=steps_per_epoch,
-                         micro=config.micro_batches)
+                         micro=config.micro_batches, bf16=precision == "bf16")
         trained = len(prompts) if chosen is None else len(chosen)
         recall = state.recall()
         row = {"epoch": epoch, "loss": loss, "recall": recall, "trained": trained,
@@ -303,7 +334,8 @@ class PromptState:
 
 def _epoch(model, codec, prompts: Sequence[Prompt], opt, sched, gen, batch_size: int,
            anchor: tuple | None = None, *, subset=None, state: PromptState | None = None,
-           lr_at: Callable[[float], float] | None = None, steps: int = 0, micro: int = 1) -> tuple[float, float]:
+           lr_at: Callable[[float], float] | None = None, steps: int = 0, micro: int = 1,
+           bf16: bool = False) -> tuple[float, float]:
     """One pass over ``prompts`` (or the indices in ``subset``) in a seeded order; returns (mean
     loss, share of the prompts trained whose every target token was ranked first during the pass);
     ``state``, if given, is updated for each prompt trained.
@@ -343,9 +375,11 @@ def _epoch(model, codec, prompts: Sequence[Prompt], opt, sched, gen, batch_size:
         batch_loss = 0.0
         for part, enc in zip(parts, encs, strict=True):
             # the LM head only where a target token is predicted (a quarter of the compute otherwise)
-            hidden = model.transformer(input_ids=enc.input_ids, attention_mask=enc.attention_mask).last_hidden_state
             where = enc.labels != -100
-            logits = model.lm_head(hidden[where])
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+                hidden = model.transformer(input_ids=enc.input_ids, attention_mask=enc.attention_mask).last_hidden_state
+                logits = model.lm_head(hidden[where])
+            logits = logits.float()
             gold = enc.labels[where]
             per_token = torch.nn.functional.cross_entropy(logits, gold, reduction="none")
             loss = per_token.mean() if len(parts) == 1 else per_token.sum() / max(n_targets, 1)

@@ -100,7 +100,7 @@ def entity_triples(*entities: Entity) -> list[Triple]:
 #: The suite's recipe predates skip_easy / micro_batches / gate_stop and keeps them off: the kept
 #: test model (tests/data/knowledge_model) is the one it trains, bit for bit.
 TEST_TRAIN = dict(n_embd=128, n_head=4, vocab_size=2048, batch_size=32, lr=3e-3, max_epochs=40, stop_at=0.999,
-                  skip_easy=0.0, micro_batches=1, gate_stop=False)
+                  skip_easy=0.0, micro_batches=1, gate_stop=False, precision="fp32", fused_adam=False)
 #: Tests that use the knowledge model assume it learned its facts: the quality gate's train bar.
 LEARNED = GATE["train"]
 #: How many times ``knowledge_ws`` retrains (max_epochs doubled each time) before it gives up.
