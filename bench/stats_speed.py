@@ -92,6 +92,10 @@ def run(size: str, *, texts: int, tokens: int, samples: int, baseline: bool) -> 
            "blocks": model.config.n_layer, "d_mlp": 4 * model.config.n_embd, "tokens": n,
            "seconds": round(seconds, 2), "tokens_per_second": round(n / seconds),
            "default_samples": samples, "default_minutes": round(samples * tokens / (n / seconds) / 60, 1)}
+    # what the shipped default reads: cov_samples texts, cut at cov_tokens_per_dim tokens per key dimension
+    memit = hparams.load("gpt2").memit
+    budget = min(memit.cov_samples * tokens, memit.cov_tokens_per_dim * out["d_mlp"] or memit.cov_samples * tokens)
+    out |= {"budget_tokens": budget, "budget_minutes": round(budget / (n / seconds) / 60, 1)}
     if baseline:
         started = time.perf_counter()
         old = baseline_moments(model, codec, layers, corpus)
@@ -107,7 +111,7 @@ def main() -> None:
     ap.add_argument("--sizes", default="124M,355M", help="comma-separated: " + ", ".join(SIZES))
     ap.add_argument("--texts", type=int, default=48)
     ap.add_argument("--tokens", type=int, default=256, help="tokens per text (256: what a long text gives)")
-    ap.add_argument("--samples", type=int, default=20_000, help="texts to extrapolate the minutes to")
+    ap.add_argument("--samples", type=int, default=10_000, help="texts to extrapolate the minutes to")
     ap.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     ap.add_argument("--baseline", action="store_true", help="also time the previous, unstreamed pass")
     ap.add_argument("--json", action="store_true")
@@ -123,7 +127,8 @@ def main() -> None:
     for r in rows:
         line = (f"{r['size']:>5}: {r['blocks']} blocks, layers {r['layers']}, d_mlp {r['d_mlp']}: "
                 f"{r['tokens_per_second']:,} tokens/s -> {r['default_samples']:,} texts of {args.tokens} tokens "
-                f"in {r['default_minutes']} min")
+                f"in {r['default_minutes']} min; the default budget, {r['budget_tokens']:,} tokens, in "
+                f"{r['budget_minutes']} min")
         if "baseline_seconds" in r:
             line += (f"; before: {r['baseline_tokens_per_second']:,} tokens/s ({r['speedup']}x), "
                      f"max relative difference {r['max_relative_difference']:.1e}")

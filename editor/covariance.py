@@ -69,12 +69,17 @@ class CovarianceCache:
         return self.root / fingerprint / f"layer{layer}-{chash}-{samples}.pt"
 
     def moments(self, model, codec, fingerprint: str, layers: Sequence[int], texts: Sequence[str],
-                *, samples: int, batch_size: int = 64,
+                *, samples: int, batch_size: int = 64, tokens_per_dim: int = 0,
                 progress: Callable[[int, int], None] | None = None) -> dict[int, torch.Tensor]:
         """``E[k kᵀ]`` (float64) at each layer's edited projection, from up to ``samples`` texts
-        (a seeded sample, in corpus order, when the corpus has more). ``progress(tokens done, tokens
-        in all)`` while they are computed."""
+        (a seeded sample, in corpus order, when the corpus has more) — and, with
+        ``tokens_per_dim``, only as many of them (in the sample's seeded order) as hold that many
+        tokens per key dimension. ``progress(tokens done, tokens in all)`` while they are computed."""
         texts = sample_texts(texts, samples)
+        if tokens_per_dim:
+            spec = arch.arch_of(model)
+            width = max(key_width(model.get_submodule(spec.mlp_out_path(layer)), spec) for layer in layers)
+            texts = enough_texts(texts, codec, tokens_per_dim * width, max_len=_max_len(model))
         chash = corpus_hash(texts)
         out: dict[int, torch.Tensor] = {}
         todo = []
@@ -161,6 +166,26 @@ def sample_texts(texts: Sequence[str], samples: int) -> list[str]:
     return [texts[i] for i in keep]
 
 
+def enough_texts(texts: Sequence[str], codec, tokens: int, *, max_len: int) -> list[str]:
+    """The fewest of ``texts``, taken in a seeded order, that hold ``tokens`` tokens (each text
+    counted up to ``max_len``), returned in corpus order; all of them when they hold fewer."""
+    texts = list(texts)
+    order = list(range(len(texts)))
+    random.Random(1).shuffle(order)
+    keep, have = [], 0
+    for i in order:
+        if have >= tokens:
+            break
+        keep.append(i)
+        have += min(len(codec.ids(texts[i])), max_len) or 1
+    return [texts[i] for i in sorted(keep)]
+
+
+def _max_len(model) -> int:
+    n = getattr(model.config, "n_positions", None) or getattr(model.config, "max_position_embeddings", 512)
+    return min(int(n), 256)
+
+
 def key_width(module, spec: arch.ArchSpec) -> int:
     """``d_in`` of an edited projection (its keys' width), read from the weight's shape."""
     w = module.weight
@@ -211,8 +236,7 @@ def compute_moments(model, codec, layers: Sequence[int], texts: Sequence[str], *
     layers = sorted(layers)
     paths = {layer: spec.mlp_out_path(layer) for layer in layers}
     mods = {layer: model.get_submodule(p) for layer, p in paths.items()}
-    max_len = getattr(model.config, "n_positions", None) or getattr(model.config, "max_position_embeddings", 512)
-    max_len = min(int(max_len), 256)
+    max_len = _max_len(model)
     rows = [np.asarray(codec.ids(t)[:max_len] or [codec.pad_id], dtype=np.int64) for t in texts]
     total = int(sum(len(r) for r in rows))
     widths = {layer: (placement.execution_device(mods[layer]), key_width(mods[layer], spec)) for layer in layers}

@@ -136,7 +136,9 @@ class EditableModel:
         try:
             with self.weights.base():
                 return self.stats.moments(self.model, self.codec, self.loaded.fingerprint, list(layers), corpus,
-                                          samples=self.hp.memit.cov_samples, progress=self.stats_progress)
+                                          samples=self.hp.memit.cov_samples,
+                                          tokens_per_dim=self.hp.memit.cov_tokens_per_dim,
+                                          progress=self.stats_progress)
         finally:
             grace.enabled = was
 

@@ -51,6 +51,28 @@ def test_half_precision_keeps_small_deltas(dtype):
     assert torch.equal(w.data, master.to(dtype))         # and the edits come back
 
 
+def test_a_tokens_per_dimension_budget_reads_only_the_texts_it_needs(tmp_path):
+    """``cov_tokens_per_dim``: the statistics read the fewest sampled texts that hold that many
+    tokens per key dimension — the same moment as computing on exactly those texts."""
+    from editor.covariance import CovarianceCache, compute_moments, enough_texts
+
+    em = tm.editable("gpt2")
+    layers = [1, 2]
+    width = 4 * em.model.config.n_embd  # GPT-2's MLP projection reads d_mlp-wide keys
+    corpus = [f"{t} {i}" for i, t in enumerate(tm.CORPUS)]  # distinct texts
+    chosen = enough_texts(corpus, em.codec, 2 * width, max_len=64)
+    counted = sum(len(em.codec.ids(t)) for t in chosen)
+    assert counted >= 2 * width and counted - len(em.codec.ids(chosen[-1])) < 2 * width + 64
+    assert len(chosen) < len(corpus) and chosen == [t for t in corpus if t in set(chosen)]  # corpus order
+    assert enough_texts(corpus, em.codec, 10 ** 9, max_len=64) == corpus
+    cache = CovarianceCache(tmp_path / "stats")
+    got = cache.moments(em.model, em.codec, "fp", layers, corpus, samples=10_000, tokens_per_dim=2)
+    want = compute_moments(em.model, em.codec, layers, chosen)
+    for layer in layers:
+        assert torch.allclose(got[layer], want[layer], rtol=1e-6, atol=1e-9)
+    assert all(f"-{len(chosen)}.pt" in p.name for p in (tmp_path / "stats" / "fp").glob("*.pt"))
+
+
 def test_key_statistics_are_computed_on_the_base_model(tmp_path):
     """Statistics computed with edits (MEMIT deltas, GRACE entries) in the model equal those of
     the unedited model: they are cached under the base fingerprint."""

@@ -27,6 +27,8 @@ class MemitHparams:
     mom2_weight: float = field(1.0e4, "λ: how strongly C protects what the layer already stores", gt=0)
     cov_samples: int = field(10_000, "corpus texts read for the key statistics C (a seeded sample of a larger "
                                      "corpus; docs/editor.md, 'How many texts')", min=1)
+    cov_tokens_per_dim: int = field(0, "read only as many of the cov_samples texts as hold this many tokens per "
+                                       "key dimension (0: all of them; docs/editor.md, 'How many texts')", min=0)
     z_steps: int = field(25, "gradient steps for the target residuals z", min=1)
     z_lr: float = field(0.5, "Adam learning rate for z", gt=0)
     z_stop_loss: float = field(0.05, "a fact's δ stops once its mean target NLL is below this", min=0)
