@@ -2,10 +2,22 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path
 
 import pytest
+
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    # Two workers share two cores: a torch pool of two threads in each spins against the other
+    # worker (two processes stepping a tiny model: 26 s each with 2 threads, 3.4 s with 1). One
+    # thread per worker, inherited by the CLI subprocesses; training and refresh still pin their
+    # own count (editor.knowledge.default_threads), so the models they make do not change.
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    os.environ.setdefault("MKL_NUM_THREADS", "1")
+    import torch
+
+    torch.set_num_threads(1)
 
 import kg_data
 from controller.kg import KnowledgeGraph
