@@ -96,18 +96,34 @@ def teacher_forced(model, codec: TextCodec, prompts: Sequence[Prompt], *, target
     sees the gold prefix), so one forward pass gives exact match without generating.
     """
     device = input_device(model)
-    accs: list[float] = []
-    for start in range(0, len(prompts), batch_size):
-        chunk = prompts[start: start + batch_size]
-        enc = codec.encode(chunk, None if targets is None else targets[start: start + batch_size], device)
+    accs: list[float] = [0.0] * len(prompts)
+    exact: list[bool] = [False] * len(prompts)
+    for idx, enc in _length_sorted(codec, prompts, targets, batch_size, device):
         logits = target_logits(model, enc)
         gold = target_token_ids(enc)
         valid = gold != -100
         hit = (logits.argmax(-1) == gold) & valid
-        accs.extend((hit.sum(1).float() / enc.target_lengths.float()).tolist())
-        if all_correct is not None:
-            all_correct.extend((hit | ~valid).all(1).tolist())
+        for i, a, ok in zip(idx, (hit.sum(1).float() / enc.target_lengths.float()).tolist(),
+                            (hit | ~valid).all(1).tolist(), strict=True):
+            accs[i], exact[i] = a, ok
+    if all_correct is not None:
+        all_correct.extend(exact)
     return accs
+
+
+def _length_sorted(codec: TextCodec, prompts: Sequence[Prompt], targets, batch_size: int, device):
+    """``(indices, encoded rows)`` batches of prompts of similar length, for teacher-forced passes.
+
+    Rows are right-padded to their batch's longest; batching in input order left 42% of the
+    gate check's tokens padding (measured on the default model's 9,199 training prompts).
+    A row's result does not depend on the rows beside it (causal attention, right padding)."""
+    pairs = (codec.pair(p, None if targets is None else targets[i]) for i, p in enumerate(prompts))
+    lengths = [len(pr.prompt) + len(pr.target) for pr in pairs]
+    order = sorted(range(len(prompts)), key=lengths.__getitem__)
+    for start in range(0, len(order), batch_size):
+        idx = order[start: start + batch_size]
+        yield idx, codec.encode([prompts[i] for i in idx], None if targets is None else [targets[i] for i in idx],
+                                device)
 
 
 @torch.inference_mode()
@@ -116,15 +132,14 @@ def target_nll(model, codec: TextCodec, prompts: Sequence[Prompt], *, targets=No
     """Per prompt, the mean negative log-likelihood of the target's tokens given the prompt and the
     gold prefix (ROME/MEMIT's measure of a multi-token answer: ``exp(-nll)`` is its probability)."""
     device = input_device(model)
-    out: list[float] = []
-    for start in range(0, len(prompts), batch_size):
-        chunk = prompts[start: start + batch_size]
-        enc = codec.encode(chunk, None if targets is None else targets[start: start + batch_size], device)
+    out: list[float] = [0.0] * len(prompts)
+    for idx, enc in _length_sorted(codec, prompts, targets, batch_size, device):
         logp = torch.log_softmax(target_logits(model, enc).float(), -1)
         gold = target_token_ids(enc)
         valid = gold != -100
         tok = logp.gather(-1, gold.clamp(min=0)[..., None])[..., 0] * valid
-        out.extend((-tok.sum(1) / enc.target_lengths.float()).tolist())
+        for i, v in zip(idx, (-tok.sum(1) / enc.target_lengths.float()).tolist(), strict=True):
+            out[i] = v
     return out
 
 
@@ -134,12 +149,11 @@ def target_predictions(model, codec: TextCodec, prompts: Sequence[Prompt], *, ta
     """Per prompt, the token the model ranks first at each target position, given the gold prefix
     (what EasyEdit compares before and after an edit for locality)."""
     device = input_device(model)
-    out: list[list[int]] = []
-    for start in range(0, len(prompts), batch_size):
-        chunk = prompts[start: start + batch_size]
-        enc = codec.encode(chunk, None if targets is None else targets[start: start + batch_size], device)
+    out: list[list[int]] = [[] for _ in prompts]
+    for idx, enc in _length_sorted(codec, prompts, targets, batch_size, device):
         top = target_logits(model, enc).argmax(-1).tolist()
-        out.extend(row[:n] for row, n in zip(top, enc.target_lengths.tolist(), strict=True))
+        for i, row, n in zip(idx, top, enc.target_lengths.tolist(), strict=True):
+            out[i] = row[:n]
     return out
 
 

@@ -110,6 +110,43 @@ def test_batched_z_matches_one_fact_at_a_time(knowledge_ws):
     assert torch.allclose(z_batch, z_single, atol=1e-4, rtol=1e-4)
 
 
+def _nll_with_share(em, rows, z, layer: int, share: float) -> torch.Tensor:
+    """Per fact, the answer NLL when ``share`` of each target's change ``z - h`` is added at its entries."""
+    from editor.hooks import capture_output, edit_output
+    from editor.probe import fact_nll_at_targets
+
+    block = em.model.transformer.h[layer]
+    seen: list = []
+    with torch.no_grad(), capture_output(block, seen):
+        em.model(input_ids=rows.enc.input_ids, attention_mask=rows.enc.attention_mask)
+    h = seen[0][rows.entry_row, rows.entry_pos]
+
+    def add(hidden):
+        out = hidden.clone()
+        out[rows.entry_row, rows.entry_pos] = h + share * (z - h)
+        return out
+    with torch.no_grad(), edit_output(block, add):
+        return fact_nll_at_targets(em.model, rows.enc, rows.fact_of_row, int(rows.key_param.shape[0]))
+
+
+def test_z_share_targets_answer_at_part_strength(knowledge_ws):
+    """``z_share`` s: the target residuals make the model answer with only s of the change added
+    (what a phrasing the edit did not write receives); plain targets do not promise that."""
+    with Workspace.open(knowledge_ws) as ws:
+        em = open_model(ws)
+        reqs = fact_requests(ws, _counterfactuals(ws, 4))
+        hp = em.hp.memit.replace(kl_factor=0.0, z_steps=100, z_share=0.5)
+        layers = hp.resolve_layers(4)
+        z, rows, info = compute_targets(em.model, em.codec, reqs, hp, layers)
+        z1, rows1, info1 = compute_targets(em.model, em.codec, reqs, hp.replace(z_share=1.0), layers)
+        assert info["z_unconverged"] == 0 and info1["z_unconverged"] == 0
+        half = _nll_with_share(em, rows, z, layers[-1], 0.5)
+        plain_half = _nll_with_share(em, rows1, z1, layers[-1], 0.5)
+    # each fact stopped once its NLL at half strength was under the stop loss (fp rounding aside)
+    assert float(half.max()) <= hp.z_stop_loss * 1.05
+    assert float(plain_half.mean()) > 2 * hp.z_stop_loss
+
+
 def test_edits_persist_across_restart(copy_ws):
     with _edited(copy_ws, 6, ("m1", "memit", slice(0, 4)), ("g1", "grace", slice(4, 6))) as (ws, em, cf):
         probes = _probe_prompts(ws)
@@ -305,3 +342,30 @@ def test_lambda_retries_write_an_edit_a_strong_lambda_left_unwritten(knowledge_w
         st2 = em.compute_memit(reqs).stats
         assert st2["written"] >= 0.97 or st2["solves"] == 11
         assert st2["solves"] >= st["solves"]
+
+
+def test_min_prob_retries_until_every_answer_token_is_likely(copy_ws):
+    """``min_prob``: λ is halved until every answer token of the edit's own prompts has at least
+    that probability (or the retries run out), not only until each is ranked first."""
+    from editor.probe import target_nll
+
+    with Workspace.open(copy_ws) as ws:
+        em = open_model(ws)
+        reqs = fact_requests(ws, _counterfactuals(ws, 2))
+        strong = em.hp.memit.replace(mom2_weight=2.0e4, lambda_retries=10, min_written=0.0, min_prob=0.0)
+        em.hp = em.hp.__class__(em.hp.name, strong, em.hp.grace)
+        ranked = em.compute_memit(reqs).stats
+        em.hp = em.hp.__class__(em.hp.name, strong.replace(min_prob=0.8), em.hp.grace)
+        delta = em.compute_memit(reqs)
+        st = delta.stats
+        assert st["solves"] >= ranked["solves"]
+        em.apply_memit("p", reqs, delta)
+        prompts = [p for r in reqs for p in r.prompts]
+        targets = [r.target for r in reqs for _ in r.prompts]
+        assert all(greedy(em.model, em.codec, prompts, targets=targets)[0])
+        if st["solves"] < 11:  # stopped before the last retry: the bar was met on every token
+            # each token's probability ≥ 0.8 bounds each prompt's mean answer NLL by -log 0.8
+            nll = target_nll(em.model, em.codec, prompts, targets=targets)
+            assert max(nll) <= -math.log(0.8) + 1e-6
+        else:  # the retries ran out: the stats say some prompt is short of the bar
+            assert st["holds"] < 1.0

@@ -70,3 +70,27 @@ def test_encode_rows_line_up():
         assert int(enc.prompt_last[i]) == n - 1 and int(enc.subject_last[i]) == pair.subject_last
         assert enc.labels[i, n - 1: n - 1 + len(pair.target)].tolist() == list(pair.target)
         assert int(enc.attention_mask[i].sum()) == n + len(pair.target)
+
+
+def test_teacher_forced_passes_batch_by_length_and_answer_in_input_order():
+    """The probes batch prompts of similar length (less padding); each prompt's numbers are the
+    ones it gets alone, in the order given."""
+    from editor.probe import target_nll, target_predictions, teacher_forced
+
+    model, tok = tm.model("gpt2", "bytebpe")
+    codec = TextCodec(tok)
+    prompts = [Prompt("Oslo is a city in the north of", " Norway", "Oslo"), P,
+               Prompt("Rome is in", " Italy", "Rome"),
+               Prompt("The river that runs through the middle of Paris is called", " the Seine", "Paris"),
+               Prompt("Bern is in", " Switzerland", "Bern")]
+    exact: list[bool] = []
+    acc = teacher_forced(model, codec, prompts, batch_size=2, all_correct=exact)
+    nll = target_nll(model, codec, prompts, batch_size=2)
+    top = target_predictions(model, codec, prompts, batch_size=2)
+    for i, p in enumerate(prompts):
+        alone: list[bool] = []
+        assert teacher_forced(model, codec, [p], all_correct=alone) == pytest.approx([acc[i]])
+        assert alone == [exact[i]]
+        assert target_nll(model, codec, [p]) == pytest.approx([nll[i]], rel=1e-4, abs=1e-5)
+        assert target_predictions(model, codec, [p]) == [top[i]]
+    assert len(set(nll)) == len(prompts)  # distinct numbers: a reordering would show

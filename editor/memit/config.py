@@ -36,12 +36,17 @@ class MemitHparams:
     clamp_norm_factor: float = field(4.0, "|δ| ≤ factor · |h|, per fact", gt=0)
     weight_decay: float = field(0.5, "penalty on |δ|² relative to |h|²", min=0)
     z_batch: int = field(0, "facts per z optimisation (0: all at once; 1: the published per-fact loop)", min=0)
+    z_share: float = field(1.0, "z must make the model answer with only this share of δ added (1: all of it): a "
+                                "phrasing the edit did not write receives part of the change (measured: half, at "
+                                "an answer token), so a δ that works at part strength generalises", gt=0, max=1)
     z_span: ZSpan = field("key", "key: one δ per fact at the key position; answer: one at each answer token too")
     preserve_edits: bool = field(False, "keep the keys of every live edit in the solve, so later edits do not "
                                         "overwrite earlier ones (AlphaEdit's K_p term)")
     lambda_retries: int = field(0, "when the edit's own prompts do not all answer after the solve, or it wrote "
                                    "less than min_written of z - h, solve again with λ halved, at most this "
                                    "many times (0: one solve)", min=0)
+    min_prob: float = field(0.0, "with lambda_retries: every answer token of the edit's own prompts must also have at "
+                                 "least this probability after the solve (0: ranked first is enough)", min=0, max=1)
     min_written: float = field(0.0, "the share of z - h a solve must write on the edit's key columns before "
                                     "lambda_retries stop", min=0, max=1)
     nullspace: float = field(0.0, "AlphaEdit: project each update onto the directions where C's eigenvalue is "

@@ -123,7 +123,7 @@ def compute(model, codec: TextCodec, requests: Sequence[Request], hp: MemitHpara
             solver = Solver(stats, hp, fingerprint, preserved, scale=scale)
             out = _solve(model, spec, layers, groups, z, solver, moms, weights, last_block,
                          progress if attempt == 0 else None)
-            held, written = _check(model, rows, last_block, z[:n_edit], h0)
+            held, written = _check(model, rows, last_block, z[:n_edit], h0, hp.min_prob)
             if (bool(held.all()) and written >= hp.min_written) or attempt == hp.lambda_retries:
                 break
             for layer, d in out.items():  # take this solve back and write harder
@@ -169,15 +169,20 @@ def _solve(model, spec, layers, groups, z, solver, moms, weights, last_block, pr
 
 
 @torch.no_grad()
-def _check(model, rows, last_block, wanted: torch.Tensor, h0: torch.Tensor) -> tuple[torch.Tensor, float]:
-    """Per prompt of the edit, whether every target token is ranked first (greedy says it); and
-    the share of ``wanted - h0`` written at the edit's key columns."""
+def _check(model, rows, last_block, wanted: torch.Tensor, h0: torch.Tensor,
+           min_prob: float = 0.0) -> tuple[torch.Tensor, float]:
+    """Per prompt of the edit, whether every target token is ranked first (greedy says it) with at
+    least ``min_prob`` probability; and the share of ``wanted - h0`` written at the edit's key columns."""
     cur: list[torch.Tensor] = []
     with capture_output(last_block, cur), prompts_end_at(model, rows.enc.prompt_last):
         logits = model(input_ids=rows.enc.input_ids, attention_mask=rows.enc.attention_mask).logits
     logits = gather_target(logits, rows.enc)
     gold = target_token_ids(rows.enc).to(logits.device)
-    held = ((logits.argmax(-1) == gold) | (gold == -100)).all(1)
+    ok = logits.argmax(-1) == gold
+    if min_prob > 0:
+        p = torch.softmax(logits.float(), -1).gather(-1, gold.clamp(min=0)[..., None])[..., 0]
+        ok = ok & (p >= min_prob)
+    held = (ok | (gold == -100)).all(1)
     cdev = cur[0].device
     now = cur[0][rows.entry_row.to(cdev), rows.entry_pos.to(cdev)].float()
     start = float((wanted.to(cdev) - h0.to(cdev)).norm())

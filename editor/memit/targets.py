@@ -78,12 +78,12 @@ def compute_targets(model, codec: TextCodec, requests: Sequence[Request], hp: Me
     opt = torch.optim.Adam([delta], lr=hp.z_lr)
     active = torch.ones(n_facts, dtype=torch.bool, device=zdev)
 
-    def add_entries(r: Rows):
+    def add_entries(r: Rows, share: float = 1.0):
         er, ep, epar = (t.to(zdev) for t in (r.entry_row, r.entry_pos, r.entry_param))
 
         def fn(hidden: torch.Tensor) -> torch.Tensor:
             add = torch.zeros_like(hidden)
-            add[er, ep] = delta[epar].to(hidden.dtype)
+            add[er, ep] = (delta[epar] * share).to(hidden.dtype)
             return hidden + add
         return fn
 
@@ -101,7 +101,7 @@ def compute_targets(model, codec: TextCodec, requests: Sequence[Request], hp: Me
             live = active[rows.fact_of_row.to(zdev)].to(device)
             part = rows if bool(live.all()) else subset(rows, live)
             with frozen_prefix(prefix, raw[0], below[live.to(zdev)] if part is not rows else below), \
-                    edit_output(block, add_entries(part)):
+                    edit_output(block, add_entries(part, hp.z_share)):
                 nll = fact_nll_at_targets(model, part.enc, part.fact_of_row, n_facts)
             nll = torch.where(active, nll.to(zdev), nll_seen)
             sq = torch.zeros(n_facts, device=zdev).index_add(0, param_fact, delta.norm(dim=1) ** 2)
