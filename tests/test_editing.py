@@ -97,13 +97,20 @@ def test_keep_prompts_move_less(knowledge_ws):
     assert moved["kept"] < 0.5 * moved["free"]
 
 
-def test_batched_z_matches_one_fact_at_a_time(knowledge_ws):
-    """Rows do not interact: the batched optimisation finds the same targets as the per-fact loop."""
-    with Workspace.open(knowledge_ws) as ws:
+@contextmanager
+def _z_problem(root, **memit):
+    """The model, 4 counterfactual requests, MEMIT's settings with ``memit`` overrides (no KL term),
+    and the layers they edit: what a targets test optimises."""
+    with Workspace.open(root) as ws:
         em = open_model(ws)
         reqs = fact_requests(ws, _counterfactuals(ws, 4))
-        hp = em.hp.memit.replace(kl_factor=0.0, z_stop_loss=0.0, z_steps=10)
-        layers = hp.resolve_layers(4)
+        hp = em.hp.memit.replace(kl_factor=0.0, **memit)
+        yield em, reqs, hp, hp.resolve_layers(4)
+
+
+def test_batched_z_matches_one_fact_at_a_time(knowledge_ws):
+    """Rows do not interact: the batched optimisation finds the same targets as the per-fact loop."""
+    with _z_problem(knowledge_ws, z_stop_loss=0.0, z_steps=10) as (em, reqs, hp, layers):
         z_batch, _, _ = compute_targets(em.model, em.codec, reqs, hp, layers)
         z_single, _, info = compute_targets(em.model, em.codec, reqs, hp.replace(z_batch=1), layers)
     assert info["z_passes"] == 4 * 10
@@ -132,11 +139,7 @@ def _nll_with_share(em, rows, z, layer: int, share: float) -> torch.Tensor:
 def test_z_share_targets_answer_at_part_strength(knowledge_ws):
     """``z_share`` s: the target residuals make the model answer with only s of the change added
     (what a phrasing the edit did not write receives); plain targets do not promise that."""
-    with Workspace.open(knowledge_ws) as ws:
-        em = open_model(ws)
-        reqs = fact_requests(ws, _counterfactuals(ws, 4))
-        hp = em.hp.memit.replace(kl_factor=0.0, z_steps=100, z_share=0.5)
-        layers = hp.resolve_layers(4)
+    with _z_problem(knowledge_ws, z_steps=100, z_share=0.5) as (em, reqs, hp, layers):
         z, rows, info = compute_targets(em.model, em.codec, reqs, hp, layers)
         z1, rows1, info1 = compute_targets(em.model, em.codec, reqs, hp.replace(z_share=1.0), layers)
         assert info["z_unconverged"] == 0 and info1["z_unconverged"] == 0
